@@ -1,0 +1,3 @@
+from agentrm_gym.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""``agentrm demo``: the showcase run by ``make demo``."""
+
+from __future__ import annotations
+
+import random
+
+import typer
+from tqdm import tqdm
+
+from agentrm_gym.cli.envs import format_table
+from agentrm_gym.registry import get_spec, make
+
+
+def run_baseline(env_id: str, policy: str, episodes: int | None = None, seed: int = 0) -> dict[str, float]:
+    """Success and progress rates of the ``oracle`` or ``random`` policy on the test split."""
+    env = make(env_id, split="test")
+    rng = random.Random(seed)
+    try:
+        task_ids = env.unwrapped.task_ids("test")[:episodes]
+        success, progress = [], []
+        for task_id in tqdm(task_ids, desc=f"{get_spec(env_id).name} {policy}", leave=False):
+            obs, info = env.reset(seed=seed, options={"task_id": task_id})
+            done = False
+            while not done:
+                if policy == "oracle":
+                    action = env.unwrapped.expert_action()
+                    if action is None:
+                        break
+                else:
+                    action = rng.choice(info["admissible_actions"] or ["check valid actions"])
+                obs, _, term, trunc, info = env.step(action)
+                done = term or trunc
+            success.append(info["success"])
+            progress.append(info["progress"])
+        return {"success_rate": 100 * sum(success) / len(success), "progress_rate": 100 * sum(progress) / len(progress),
+                "episodes": len(task_ids)}
+    finally:
+        env.close()
+
+
+def demo(
+    envs: str = typer.Option("Maze,BabyAI", help="comma-separated task names"),
+    episodes: int = typer.Option(None, help="episodes per env (default: the whole test split)"),
+) -> None:
+    """Oracle vs random agent on the test splits, as a table of success and progress rates."""
+    rows = []
+    for name in envs.split(","):
+        for policy in ("oracle", "random"):
+            r = run_baseline(name.strip(), policy, episodes)
+            rows.append([get_spec(name.strip()).name, policy, r["episodes"], f"{r['success_rate']:.1f}",
+                         f"{r['progress_rate']:.1f}"])
+    typer.echo(format_table(["task", "policy", "episodes", "success %", "progress %"], rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,373 @@
+"""The TextEnv contract that every agentrm-gym task implements.
+
+A task subclasses :class:`TextEnv` and writes its world through a few hooks:
+
+* :meth:`TextEnv.task_ids` - the fixed train/test splits;
+* :meth:`TextEnv._load_task` - build the world for one task id, return the first observation;
+* :meth:`TextEnv._step` - apply one (already stripped) command, return a :class:`StepOutcome`;
+* :meth:`TextEnv._progress` - the raw progress rate of the current state, in [0, 1];
+* :meth:`TextEnv._success` - whether the task is solved;
+* :meth:`TextEnv.admissible_actions` - the valid commands (or ``None`` where unknown);
+* :meth:`TextEnv.expert_action` - the oracle's next command;
+* optionally :meth:`TextEnv._get_state` / :meth:`TextEnv._set_state` for fast native snapshots.
+
+The base class carries what all tasks share: the info keys, the monotone progress rate with
+reward = its increase, the ``check valid actions`` meta-action, non-raising handling of any input, seeding,
+and ``snapshot()``/``restore()`` (native when a task provides it, replay of the action prefix otherwise).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from agentrm_gym.spaces import CommandSpace, TextSpace
+
+CHECK_VALID_ACTIONS = "check valid actions"
+INVALID_ACTION = "The action is not valid and therefore takes no effect. Please check valid actions."
+
+
+class AgentRMGymError(Exception):
+    """Base class of the errors this package raises."""
+
+
+class UnknownTask(AgentRMGymError, KeyError):
+    """A task id (or env id) that the env does not know."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown task"
+
+
+class MissingExtra(AgentRMGymError, ImportError):
+    """An optional dependency is not installed; the message names the install command."""
+
+
+class ResetNeeded(AgentRMGymError, RuntimeError):
+    """``step`` (or ``snapshot``) was called before ``reset``."""
+
+
+@dataclass
+class StepOutcome:
+    """What a task's ``_step`` hook returns.
+
+    Attributes:
+        observation: the text the agent sees.
+        valid: whether the command was understood and applicable (``info["action_valid"]``).
+        terminal: the episode ended for a reason other than success (e.g. WebShop's Buy, a death).
+    """
+
+    observation: str
+    valid: bool = True
+    terminal: bool = False
+
+
+@dataclass
+class Snapshot:
+    """An opaque, picklable env state returned by :meth:`TextEnv.snapshot`."""
+
+    task_id: str
+    reset_rng: dict[str, Any]
+    rng: dict[str, Any]
+    actions: tuple[str, ...]
+    steps: int
+    progress: float
+    success: bool
+    terminated: bool
+    observation: str
+    action_valid: bool
+    native: Any = None
+
+
+def normalize_action(action: Any) -> str:
+    """Turn anything an agent might send into a command string (never raises)."""
+    if isinstance(action, bytes):
+        action = action.decode("utf-8", errors="replace")
+    elif isinstance(action, np.ndarray) and action.shape == ():
+        action = action.item()
+    if not isinstance(action, str):
+        try:
+            action = str(action)
+        except Exception:
+            return ""
+    return action.strip()
+
+
+def unwrap_text_env(env: gym.Env) -> TextEnv:
+    """The :class:`TextEnv` under any stack of wrappers."""
+    base = env.unwrapped
+    if not isinstance(base, TextEnv):
+        raise TypeError(f"{type(base).__name__} is not an agentrm_gym TextEnv")
+    return base
+
+
+def snapshot(env: gym.Env) -> Snapshot:
+    """Snapshot a (possibly wrapped) text env; use with :func:`restore`."""
+    return unwrap_text_env(env).snapshot()
+
+
+def restore(env: gym.Env, state: Snapshot) -> None:
+    """Restore a (possibly wrapped) text env, keeping ``TimeLimit``'s step counter in sync."""
+    unwrap_text_env(env).restore(state)
+    inner: Any = env
+    while isinstance(inner, gym.Wrapper):
+        if isinstance(inner, gym.wrappers.TimeLimit):
+            inner._elapsed_steps = state.steps
+        inner = inner.env
+
+
+class TextEnv(gym.Env[str, str]):
+    """Base class of the agentrm-gym text environments (see the module docstring for the hooks).
+
+    Args:
+        split: the task split that ``reset`` draws from when no ``task_id`` is given.
+        render_mode: ``"ansi"`` (``render()`` returns the last observation) or ``"human"`` (prints it).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
+    #: The task's name as it appears in ``info["task"]`` and in the registry ("Maze", "BabyAI", ...).
+    task_name: ClassVar[str] = "TextEnv"
+    #: The in-env message for an invalid command, in the task's own style.
+    invalid_action_message: ClassVar[str] = INVALID_ACTION
+    #: Commands sampled by ``action_space.sample()`` when the admissible list is unknown.
+    command_vocabulary: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, split: str = "train", render_mode: str | None = None):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.split = split
+        self.render_mode = render_mode
+        self.observation_space = TextSpace()
+        self.action_space = CommandSpace(self._sample_pool, vocabulary=self.command_vocabulary)
+        self._task_id: str | None = None
+        self._goal = ""
+        self._actions: list[str] = []
+        self._steps = 0
+        self._progress_max = 0.0
+        self._succeeded = False
+        self._terminated = False
+        self._last_obs = ""
+        self._last_valid = True
+        self._reset_rng: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ hooks for tasks
+    def task_ids(self, split: str = "test") -> list[str]:
+        """The fixed task ids of a split (``"train"`` or ``"test"``)."""
+        raise NotImplementedError
+
+    def _load_task(self, task_id: str) -> tuple[str, str]:
+        """Build the world of ``task_id``; return ``(goal, first observation)``.
+
+        ``self.np_random`` is seeded when this runs; use it for any randomness.
+        """
+        raise NotImplementedError
+
+    def _step(self, action: str) -> StepOutcome:
+        """Apply a stripped command (never ``check valid actions``); must not raise on bad input."""
+        raise NotImplementedError
+
+    def _progress(self) -> float:
+        """The progress rate of the current state in [0, 1] (the base class keeps the running max)."""
+        raise NotImplementedError
+
+    def _success(self) -> bool:
+        """Whether the current state solves the task."""
+        raise NotImplementedError
+
+    def admissible_actions(self) -> list[str] | None:
+        """The commands valid in the current state, or ``None`` where the backend cannot list them."""
+        return None
+
+    def expert_action(self) -> str | None:
+        """The oracle's next command from the current state (``None`` if it has none)."""
+        return None
+
+    def instruction(self) -> str:
+        """The task's instruction for an agent: what the env is and its action grammar (AgentBoard style)."""
+        return (self.__doc__ or self.task_name).strip().split("\n\n")[0]
+
+    def _get_state(self) -> Any:
+        """Native snapshot of the world; raise ``NotImplementedError`` to use replay."""
+        raise NotImplementedError
+
+    def _set_state(self, state: Any) -> None:
+        """Restore a native snapshot returned by :meth:`_get_state`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        task_id = options.pop("task_id", None)
+        if task_id is None:
+            ids = self.task_ids(self.split)
+            if not ids:
+                raise UnknownTask(f"{self.task_name}: the {self.split!r} split is empty")
+            task_id = ids[int(self.np_random.integers(len(ids)))]
+        else:
+            task_id = str(task_id)
+        self._reset_rng = copy.deepcopy(self.np_random.bit_generator.state)
+        return self._start(task_id)
+
+    def _start(self, task_id: str) -> tuple[str, dict[str, Any]]:
+        self._task_id = task_id
+        self._actions = []
+        self._steps = 0
+        self._succeeded = False
+        self._terminated = False
+        self._last_valid = True
+        self._goal, obs = self._load_task(task_id)
+        self._succeeded = bool(self._success())
+        self._progress_max = 1.0 if self._succeeded else self._clip(self._progress())
+        self._last_obs = obs
+        if self.render_mode == "human":
+            self.render()
+        return obs, self._info()
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._task_id is None:
+            raise ResetNeeded(f"{self.task_name}: call reset() before step()")
+        command = normalize_action(action)
+        self._actions.append(command)
+        self._steps += 1
+        if self._terminated:
+            outcome = StepOutcome("The episode is over. Please reset the environment.", valid=False, terminal=True)
+        elif command.lower().rstrip(".") == CHECK_VALID_ACTIONS:
+            outcome = StepOutcome(self._valid_actions_text(), valid=True)
+        else:
+            outcome = self._step(command)
+        prev = self._progress_max
+        if not self._terminated:
+            self._succeeded = self._succeeded or bool(self._success())
+            current = 1.0 if self._succeeded else self._clip(self._progress())
+            self._progress_max = max(prev, current)
+            self._terminated = self._succeeded or outcome.terminal
+        self._last_obs = outcome.observation
+        self._last_valid = outcome.valid
+        reward = float(self._progress_max - prev)
+        if self.render_mode == "human":
+            self.render()
+        return outcome.observation, reward, self._terminated, False, self._info()
+
+    def render(self) -> str | None:
+        text = f"Goal: {self._goal}\n{self._last_obs}"
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> Snapshot:
+        """An opaque, picklable state; :meth:`restore` returns the env to it exactly."""
+        if self._task_id is None or self._reset_rng is None:
+            raise ResetNeeded(f"{self.task_name}: call reset() before snapshot()")
+        try:
+            native = self._get_state()
+        except NotImplementedError:
+            native = None
+        return Snapshot(
+            task_id=self._task_id,
+            reset_rng=copy.deepcopy(self._reset_rng),
+            rng=copy.deepcopy(self.np_random.bit_generator.state),
+            actions=tuple(self._actions),
+            steps=self._steps,
+            progress=self._progress_max,
+            success=self._succeeded,
+            terminated=self._terminated,
+            observation=self._last_obs,
+            action_valid=self._last_valid,
+            native=native,
+        )
+
+    def restore(self, state: Snapshot) -> None:
+        """Return to a snapshot: natively when the task supports it, by replaying the actions otherwise."""
+        if not isinstance(state, Snapshot):
+            raise TypeError(f"restore() takes a Snapshot from snapshot(), got {type(state).__name__}")
+        if state.native is not None:
+            if self._task_id != state.task_id:
+                self._task_id = state.task_id
+                self._goal, _ = self._load_task(state.task_id)
+            self._set_state(copy.deepcopy(state.native))
+        else:
+            self.replay(state.task_id, state.reset_rng, state.actions)
+        self._task_id = state.task_id
+        self._reset_rng = copy.deepcopy(state.reset_rng)
+        self.np_random.bit_generator.state = copy.deepcopy(state.rng)
+        self._actions = list(state.actions)
+        self._steps = state.steps
+        self._progress_max = state.progress
+        self._succeeded = state.success
+        self._terminated = state.terminated
+        self._last_obs = state.observation
+        self._last_valid = state.action_valid
+
+    def replay(self, task_id: str, reset_rng: dict[str, Any], actions: tuple[str, ...] | list[str]) -> None:
+        """Rebuild a state from reset by replaying ``actions`` (the fallback snapshot mechanism)."""
+        self.np_random.bit_generator.state = copy.deepcopy(reset_rng)
+        self._reset_rng = copy.deepcopy(reset_rng)
+        self._start(task_id)
+        for a in actions:
+            self.step(a)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def task_id(self) -> str | None:
+        return self._task_id
+
+    @property
+    def goal(self) -> str:
+        return self._goal
+
+    @property
+    def progress(self) -> float:
+        return self._progress_max
+
+    @property
+    def success(self) -> bool:
+        return self._succeeded
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    @property
+    def actions(self) -> list[str]:
+        return list(self._actions)
+
+    @property
+    def last_observation(self) -> str:
+        return self._last_obs
+
+    @staticmethod
+    def _clip(p: float) -> float:
+        return float(min(1.0, max(0.0, p)))
+
+    def _valid_actions_text(self) -> str:
+        acts = self.admissible_actions()
+        if acts is None:
+            return "The valid actions cannot be listed in this environment."
+        return "You can take the following actions: " + ", ".join(acts)
+
+    def _sample_pool(self) -> list[str] | None:
+        if self._task_id is None or self._terminated:
+            return None
+        return self.admissible_actions()
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "task": self.task_name,
+            "task_id": self._task_id,
+            "goal": self._goal,
+            "progress": self._progress_max,
+            "success": self._succeeded,
+            "admissible_actions": None if self._terminated else self.admissible_actions(),
+            "action_valid": self._last_valid,
+            "steps": self._steps,
+        }
