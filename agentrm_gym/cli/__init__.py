@@ -10,6 +10,8 @@ import importlib
 
 import typer
 
+from agentrm_gym.cli.groups import serve_app
+
 app = typer.Typer(
     name="agentrm",
     help="agentrm-gym: text environments, process reward models and RM-guided search.",
@@ -19,7 +21,7 @@ app = typer.Typer(
 )
 
 #: Submodules of agentrm_gym.cli that define ``register(app)``; missing ones are skipped.
-COMMAND_MODULES = ["envs", "demo", "evaluate", "serve", "rm", "rl", "pipeline"]
+COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "rm", "rl", "pipeline"]
 
 for _name in COMMAND_MODULES:
     try:
@@ -29,6 +31,8 @@ for _name in COMMAND_MODULES:
             raise
         continue
     _module.register(app)
+
+app.add_typer(serve_app, name="serve")
 
 
 def main() -> None:

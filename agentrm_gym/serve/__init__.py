@@ -1,0 +1,1 @@
+"""agentrm_gym.serve"""

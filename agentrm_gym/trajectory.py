@@ -1,0 +1,128 @@
+"""Episode records shared by agents, planners, reward models and the pipeline.
+
+* :class:`Step` - one turn: the agent's thought and action, the env's observation, reward and progress.
+* :class:`AgentState` - what an agent or a reward model sees: task, goal, first observation, history.
+* :class:`Trajectory` - a finished episode with its metadata, stored one JSON object per line (JSONL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """One turn of an episode."""
+
+    action: str
+    observation: str
+    thought: str = ""
+    reward: float = 0.0
+    progress: float = 0.0
+    action_valid: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Step:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """The state an agent acts on and a reward model scores: the goal and the history so far.
+
+    Attributes:
+        task: task name ("Maze", "WebShop", ...), selects prompts and RM headers.
+        goal: the instruction text (``info["goal"]``).
+        observation: the first observation after ``reset``.
+        steps: the turns taken so far.
+        task_id: the env's task id (metadata, not part of the text).
+        instruction: the env's instruction (what the env is, its action grammar), for prompts.
+    """
+
+    task: str
+    goal: str
+    observation: str
+    steps: tuple[Step, ...] = ()
+    task_id: str = ""
+    instruction: str = ""
+
+    def extend(self, step: Step) -> AgentState:
+        return replace(self, steps=(*self.steps, step))
+
+    @property
+    def last_observation(self) -> str:
+        return self.steps[-1].observation if self.steps else self.observation
+
+    def key(self) -> str:
+        """A stable text key of the state's content (for caches)."""
+        return json.dumps(
+            [self.task, self.goal, self.observation, [(s.thought, s.action, s.observation) for s in self.steps]],
+            ensure_ascii=False,
+        )
+
+
+@dataclass
+class Trajectory:
+    """A finished episode (the JSONL record of DESIGN.md section 3)."""
+
+    task: str
+    task_id: str
+    goal: str
+    observation: str
+    steps: list[Step] = field(default_factory=list)
+    success: bool = False
+    progress: float = 0.0
+    seed: int | None = None
+    policy: str = ""
+    sampling: dict[str, Any] = field(default_factory=dict)
+    instruction: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def state(self, upto: int | None = None) -> AgentState:
+        """The agent state after the first ``upto`` steps (all by default)."""
+        steps = self.steps if upto is None else self.steps[:upto]
+        return AgentState(self.task, self.goal, self.observation, tuple(steps), self.task_id, self.instruction)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["steps"] = [asdict(s) for s in self.steps]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trajectory:
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        fields["steps"] = [Step.from_dict(s) for s in d.get("steps", [])]
+        return cls(**fields)
+
+
+def append_jsonl(path: str | Path, records: Iterable[Trajectory | dict[str, Any]]) -> None:
+    """Append records to a JSONL file (append-only, so an interrupted run loses nothing written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict() if isinstance(r, Trajectory) else r, ensure_ascii=False) + "\n")
+        f.flush()
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Read a JSONL file, skipping a truncated last line left by an interrupted writer."""
+    with Path(path).open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1:
+                return
+            raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg})") from exc
+
+
+def read_trajectories(path: str | Path) -> list[Trajectory]:
+    return [Trajectory.from_dict(d) for d in read_jsonl(path)]
