@@ -1,0 +1,202 @@
+"""The ``transformers`` backend: any local causal-LM directory or Hub model id, on CPU or GPU.
+
+:class:`HFGenerator` is the sampling engine (shared with ``agentrm serve policy``): all ``n`` samples
+of all prompts in one ``generate`` call (``num_return_sequences``, left padding), stop strings, and the
+sequence log-probability of each sample under the model (raw logits, i.e. temperature 1).
+:class:`TransformersPolicy` puts the prompt builder and the parser around it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentrm_gym.agents.policy import Generation, LLMPolicy
+from agentrm_gym.agents.prompts import STOP_STRINGS, PromptBuilder
+from agentrm_gym.core import MissingExtra
+from agentrm_gym.trajectory import AgentState
+
+
+def _require_torch() -> Any:
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the [llm] extra is installed in tests
+        raise MissingExtra("the transformers backend needs torch and transformers: "
+                           "pip install 'agentrm-gym[llm]'") from exc
+    return torch
+
+
+def load_model(path: str, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a directory or model id, ready for left-padded batch generation."""
+    torch = _require_torch()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype) if dtype else AutoModelForCausalLM.from_pretrained(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    prepare_tokenizer(tokenizer)
+    return model, tokenizer
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Left padding and a pad token (the eos token where the tokenizer has none)."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated continuation."""
+
+    text: str
+    token_ids: list[int]
+    token_logprobs: list[float]
+    finish_reason: str
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.token_logprobs))
+
+
+class HFGenerator:
+    """Batched sampling from a causal LM with stop strings and per-token log-probs."""
+
+    def __init__(self, model: Any, tokenizer: Any):
+        self.torch = _require_torch()
+        self.model = model
+        self.tokenizer = prepare_tokenizer(tokenizer)
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int:
+        cfg = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 4096
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, prompts: Sequence[str], n: int = 1, temperature: float = 1.0, max_new_tokens: int = 64,
+                 stop: Sequence[str] = STOP_STRINGS, top_p: float = 1.0) -> list[list[Sample]]:
+        """``n`` samples for each prompt, in one ``generate`` call; ``temperature <= 0`` is greedy."""
+        torch = self.torch
+        tok = self.tokenizer
+        if not prompts:
+            return []
+        max_prompt = max(1, self.context_length - max_new_tokens)
+        enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        ids, mask = enc["input_ids"][:, -max_prompt:], enc["attention_mask"][:, -max_prompt:]
+        sample = temperature > 0
+        reps = n if sample else 1
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens, "do_sample": sample, "num_return_sequences": reps,
+            "return_dict_in_generate": True, "output_logits": True,
+            "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
+        }
+        if sample:
+            kwargs.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        with torch.no_grad():
+            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
+        new = out.sequences[:, ids.shape[1]:].cpu()
+        logits = torch.stack(out.logits, dim=1).float() if out.logits else torch.zeros(new.shape[0], 0, 1)
+        logps = torch.log_softmax(logits, dim=-1).cpu()
+        results: list[list[Sample]] = []
+        for p in range(len(prompts)):
+            row = []
+            for r in range(reps):
+                k = p * reps + r
+                row.append(self._finish(new[k].tolist(), logps[k], stop, max_new_tokens))
+            results.append(row * n if not sample else row)
+        return results
+
+    def _finish(self, tokens: list[int], logps: Any, stop: Sequence[str], max_new_tokens: int) -> Sample:
+        tok = self.tokenizer
+        eos = tok.eos_token_id
+        length, reason = len(tokens), "length"
+        if eos is not None and eos in tokens:
+            length, reason = tokens.index(eos), "stop"
+        tokens = tokens[:length]
+        text = tok.decode(tokens, skip_special_tokens=True)
+        cuts = [text.find(s) for s in stop if s and s in text]
+        if cuts:
+            cut = min(cuts)
+            text = text[:cut]
+            reason = "stop"
+            for k in range(1, len(tokens) + 1):  # the fewest tokens whose text covers the kept text
+                if len(tok.decode(tokens[:k], skip_special_tokens=True)) >= cut:
+                    tokens = tokens[:k]
+                    break
+        if reason == "length" and len(tokens) < max_new_tokens:
+            reason = "stop"
+        lp = [float(logps[i, t]) for i, t in enumerate(tokens)]
+        return Sample(text, tokens, lp, reason)
+
+
+class TransformersPolicy(LLMPolicy):
+    """A local causal LM as a policy (``make_policy("path/to/model")``).
+
+    Args:
+        model: a directory / model id, or a loaded ``PreTrainedModel`` (then pass ``tokenizer``).
+        tokenizer: the tokenizer of a loaded model.
+        device: ``"cpu"``, ``"cuda"``... (default: CUDA when available).
+        builder: prompt builder; its budget defaults to the model's context minus ``max_new_tokens`` tokens.
+        max_new_tokens, retries, seed: see :class:`~agentrm_gym.agents.policy.LLMPolicy`.
+        top_p: nucleus sampling.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, device: str | None = None,
+                 builder: PromptBuilder | None = None, max_new_tokens: int = 64, retries: int = 0,
+                 seed: int | None = None, top_p: float = 1.0):
+        super().__init__(builder, max_new_tokens, retries, seed)
+        torch = _require_torch()
+        if isinstance(model, str | os.PathLike):
+            self.name = os.path.basename(os.path.normpath(str(model))) or str(model)
+            model, tokenizer = load_model(str(model), device)
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer together with a loaded model")
+            self.name = getattr(model.config, "name_or_path", "") or type(model).__name__
+            if device:
+                model.to(device)
+            model.eval()
+        self.engine = HFGenerator(model, tokenizer)
+        self.top_p = top_p
+        if self.builder.budget is None:
+            self.builder.budget = self.engine.context_length - max_new_tokens
+            self.builder.count = self.engine.count_tokens
+        self._torch = torch
+        self.seed(seed)
+
+    @property
+    def model(self) -> Any:
+        return self.engine.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+    def seed(self, seed: int | None) -> None:
+        super().seed(seed)
+        if seed is not None and hasattr(self, "_torch"):
+            self._torch.manual_seed(seed)
+
+    def prompts(self, states: Sequence[AgentState]) -> list[str]:
+        return [self.builder.prompt(s, self.tokenizer) for s in states]
+
+    def generate(self, states: Sequence[AgentState], n: int, temperature: float) -> list[list[Generation]]:
+        rows = self.engine.generate(self.prompts(states), n, temperature, self.max_new_tokens, top_p=self.top_p)
+        return [[Generation(s.text, s.logprob, len(s.token_ids), s.finish_reason) for s in row] for row in rows]
