@@ -1,0 +1,360 @@
+"""The WebShop product catalogue: a seeded generator and its SQLite/FTS5 store.
+
+WebShop's 1.18M scraped Amazon products are not obtainable offline, so we generate a catalogue with the
+same fields (asin, title, price, category path, query, product type, attributes, options, description,
+bullet points, rating, reviews) from :mod:`.vocab`. :func:`ensure_catalogue` builds it once into
+``cache_dir("webshop")/catalogue-v<VERSION>-seed<seed>-n<n>.sqlite`` (written to a temporary file and
+renamed, so concurrent builders never leave a half-written file) and every env then opens it read-only.
+
+Search is SQLite FTS5 with BM25 ranking over title, type, attributes, options, bullet points and
+description; the query is reduced to quoted word tokens joined with OR (Lucene's default "should" clauses
+in WebShop's pyserini index), so no user text is ever parsed as FTS5 syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from tqdm import tqdm
+
+from agentrm_gym.cache import cache_dir
+from agentrm_gym.envs.webshop.vocab import (
+    AUDIENCES,
+    BRAND_SYLLABLES,
+    CATEGORIES,
+    PRODUCT_TYPES,
+    REVIEW_LINES,
+    ProductType,
+)
+
+#: Bump when the generator or schema changes, so stale cache files are not reused.
+VERSION = 2
+DEFAULT_NUM_PRODUCTS = 10_000
+DEFAULT_SEED = 0
+#: WebShop's search returns at most this many results (5 pages of 10).
+MAX_RESULTS = 50
+PAGE_SIZE = 10
+#: BM25 column weights: title, product_type, attributes, options, bullets, description.
+BM25_WEIGHTS = (8.0, 4.0, 3.0, 2.0, 1.0, 0.5)
+MAX_QUERY_TOKENS = 32
+#: Query words found in more than this share of the products are dropped before ranking (unless nothing
+#: would be left): BM25 gives them almost no weight, yet scoring their thousands of matches dominates the
+#: search time (Lucene's "max document frequency" stop-word filter).
+MAX_DOC_FREQ = 0.08
+
+STOPWORDS = frozenset(
+    "a an and are as at be by for from i i'm im in is it its looking me my need of on or please price "
+    "lower than dollars the to want with would like find get buy some that this m s".split()
+)
+
+
+@dataclass(frozen=True)
+class Product:
+    """One catalogue product (the fields of WebShop's ``items_shuffle.json`` we use)."""
+
+    asin: str
+    title: str
+    price: float
+    category: str
+    product_category: str
+    query: str
+    product_type: str
+    attributes: tuple[str, ...]
+    options: dict[str, tuple[str, ...]]
+    description: str
+    bullets: tuple[str, ...]
+    rating: float | None
+    reviews: tuple[tuple[int, str, str], ...]
+
+
+# ---------------------------------------------------------------------- generation
+def _brands(rng: random.Random, n: int) -> list[str]:
+    names: set[str] = set()
+    while len(names) < n:
+        k = rng.choice((2, 3, 3))
+        names.add("".join(rng.choice(BRAND_SYLLABLES) for _ in range(k)).capitalize())
+    return sorted(names)
+
+
+def _asin(rng: random.Random, used: set[str]) -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+    while True:
+        asin = "B0" + "".join(rng.choice(alphabet) for _ in range(8))
+        if asin not in used:
+            used.add(asin)
+            return asin
+
+
+@cache
+def _title_case(phrase: str) -> str:
+    return " ".join(w if any(c.isdigit() for c in w) else w[:1].upper() + w[1:] for w in phrase.split())
+
+
+def _make_product(rng: random.Random, ptype: ProductType, brand: str, asin: str) -> Product:
+    attributes = tuple(rng.sample(ptype.attributes, rng.randint(3, min(5, len(ptype.attributes)))))
+    options: dict[str, tuple[str, ...]] = {}
+    for name, pool in ptype.options.items():
+        k = rng.randint(min(2, len(pool)), min(5, len(pool)))
+        chosen = set(rng.sample(pool, k))
+        options[name] = tuple(v for v in pool if v in chosen)  # keep the pool's natural order
+    descriptor = rng.choice(ptype.descriptors) if ptype.descriptors else ""
+    audience = rng.choice(AUDIENCES[ptype.category])
+    shown = attributes[: rng.randint(1, 2)]
+    title = " ".join(
+        p for p in (brand, _title_case(descriptor), _title_case(ptype.name), _title_case(audience)) if p
+    )
+    title += ", " + ", ".join(_title_case(a) for a in shown)
+    lo, hi = ptype.price
+    price = round(rng.uniform(lo, hi), 2)
+    rest = ", ".join(attributes[:-1]) + f" and {attributes[-1]}" if len(attributes) > 1 else attributes[0]
+    description = (
+        f"The {brand} {ptype.name} is made {audience}. It is {rest}. "
+        f"{rng.choice(('Thoughtfully designed', 'Carefully made', 'Built to last'))} and backed by our "
+        f"{rng.choice(('30-day', '60-day', '90-day'))} satisfaction guarantee."
+    )
+    bullets = tuple(
+        [f"{_title_case(a)}: a {ptype.name} you can rely on" for a in attributes]
+        + [f"Available options: {', '.join(f'{k} ({len(v)})' for k, v in options.items())}" if options else
+           "One size, ready to use"]
+    )
+    rating = None if rng.random() < 0.3 else round(rng.uniform(3.0, 5.0), 1)
+    reviews = tuple(rng.sample(REVIEW_LINES, rng.randint(0, 3)))
+    return Product(
+        asin=asin,
+        title=title,
+        price=price,
+        category=ptype.category,
+        product_category=" › ".join((CATEGORIES[ptype.category], *ptype.path)),
+        query=ptype.query,
+        product_type=ptype.name,
+        attributes=attributes,
+        options=options,
+        description=description,
+        bullets=bullets,
+        rating=rating,
+        reviews=reviews,
+    )
+
+
+def generate_products(num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = DEFAULT_SEED,
+                      progress: bool = False) -> list[Product]:
+    """Generate ``num_products`` products deterministically from ``seed`` (same seed, same catalogue)."""
+    if num_products < 1:
+        raise ValueError(f"num_products must be >= 1, got {num_products}")
+    rng = random.Random(f"webshop-catalogue-{seed}")
+    brands = {cat: _brands(rng, 60) for cat in sorted(CATEGORIES)}
+    used: set[str] = set()
+    products = []
+    for i in tqdm(range(num_products), desc="WebShop catalogue", disable=not progress, unit="item"):
+        ptype = PRODUCT_TYPES[i % len(PRODUCT_TYPES)] if i < len(PRODUCT_TYPES) else rng.choice(PRODUCT_TYPES)
+        products.append(_make_product(rng, ptype, rng.choice(brands[ptype.category]), _asin(rng, used)))
+    rng.shuffle(products)
+    return products
+
+
+# ---------------------------------------------------------------------- storage
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE products (
+    id INTEGER PRIMARY KEY,
+    asin TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    price REAL NOT NULL,
+    category TEXT NOT NULL,
+    product_category TEXT NOT NULL,
+    query TEXT NOT NULL,
+    product_type TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    options TEXT NOT NULL,
+    description TEXT NOT NULL,
+    bullets TEXT NOT NULL,
+    rating REAL,
+    reviews TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE products_fts USING fts5(
+    title, product_type, attributes, options, bullets, description, content='', tokenize='unicode61'
+);
+CREATE VIRTUAL TABLE products_vocab USING fts5vocab(products_fts, 'row');
+"""
+
+
+def catalogue_path(num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = DEFAULT_SEED) -> Path:
+    """Where the catalogue of ``(num_products, seed)`` is cached."""
+    return cache_dir("webshop") / f"catalogue-v{VERSION}-seed{seed}-n{num_products}.sqlite"
+
+
+def build_catalogue(path: Path, num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = DEFAULT_SEED,
+                    progress: bool = True) -> float:
+    """Generate the catalogue and write it to ``path`` atomically; returns the build time in seconds."""
+    start = time.perf_counter()
+    products = generate_products(num_products, seed, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+            conn.executemany(
+                "INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    (i + 1, p.asin, p.title, p.price, p.category, p.product_category, p.query, p.product_type,
+                     json.dumps(p.attributes), json.dumps(p.options), p.description, json.dumps(p.bullets),
+                     p.rating, json.dumps(p.reviews))
+                    for i, p in enumerate(products)
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO products_fts(rowid, title, product_type, attributes, options, bullets, description)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    (i + 1, p.title, p.product_type, " ; ".join(p.attributes),
+                     " ; ".join(v for vals in p.options.values() for v in vals), " ; ".join(p.bullets),
+                     p.description)
+                    for i, p in enumerate(products)
+                ),
+            )
+            conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
+            elapsed = time.perf_counter() - start
+            conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("version", str(VERSION)), ("seed", str(seed)), ("num_products", str(num_products)),
+                 ("build_seconds", f"{elapsed:.3f}")],
+            )
+            conn.commit()
+        finally:
+            conn.close()
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return elapsed
+
+
+def ensure_catalogue(num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = DEFAULT_SEED,
+                     progress: bool = True) -> Path:
+    """The path of the cached catalogue, building it first if it is not there yet."""
+    path = catalogue_path(num_products, seed)
+    if not path.exists():
+        build_catalogue(path, num_products, seed, progress=progress)
+    return path
+
+
+def fts_query(text: str, doc_freq: dict[str, int] | None = None, max_docs: int | None = None) -> str | None:
+    """Turn free text into a safe FTS5 query: quoted word tokens joined with OR (``None`` if no words).
+
+    Every token is a run of letters/digits wrapped in double quotes, so FTS5 operators (``NEAR``, ``AND``,
+    ``*``, ``^``, column filters, parentheses) and SQL in the text are only ever searched as words. With
+    ``doc_freq``, words in more than ``max_docs`` products are dropped unless only such words are left
+    (then the two rarest are kept).
+    """
+    tokens: list[str] = []
+    for tok in re.findall(r"\w+", text.lower()):
+        tok = tok.replace("_", "")
+        if tok and tok not in STOPWORDS and tok not in tokens:
+            tokens.append(tok)
+        if len(tokens) >= MAX_QUERY_TOKENS:
+            break
+    if doc_freq is not None and max_docs is not None and tokens:
+        rare = [t for t in tokens if doc_freq.get(t, 0) <= max_docs]
+        tokens = rare or sorted(tokens, key=lambda t: doc_freq.get(t, 0))[:2]
+    if not tokens:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens)
+
+
+class Catalogue:
+    """A read-only connection to a built catalogue: search and product look-up.
+
+    Each env owns its own instance (SQLite connections are not shared across envs or threads), opened
+    with ``mode=ro`` and ``PRAGMA query_only`` so nothing can modify the file.
+
+    Args:
+        path: the SQLite file (see :func:`ensure_catalogue`).
+        cache_size: how many parsed products to keep in memory.
+    """
+
+    def __init__(self, path: Path | str, cache_size: int = 4096):
+        self.path = Path(path)
+        self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        self._conn.execute("PRAGMA query_only = 1")
+        self._cache: dict[str, Product] = {}
+        self._cache_size = cache_size
+        self._weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+        self._doc_freq = dict(self._conn.execute("SELECT term, doc FROM products_vocab").fetchall())
+        self._max_docs = int(MAX_DOC_FREQ * len(self))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM products").fetchone()[0])
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def search(self, text: str, limit: int = MAX_RESULTS) -> list[str]:
+        """The asins of the best ``limit`` products for ``text`` by BM25 (ties broken by id)."""
+        query = fts_query(text, self._doc_freq, self._max_docs)
+        if query is None:
+            return []
+        # rank inside the FTS table first: a plain JOIN lets the planner probe the index once per product
+        rows = self._conn.execute(
+            f"SELECT p.asin FROM (SELECT rowid AS id, bm25(products_fts, {self._weights}) AS score "
+            f"FROM products_fts WHERE products_fts MATCH ? ORDER BY score, rowid LIMIT ?) AS hits "
+            f"CROSS JOIN products p ON p.id = hits.id ORDER BY hits.score, hits.id",
+            (query, int(limit)),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def product(self, asin: str) -> Product | None:
+        """The product with ``asin`` (case-insensitive), or ``None``."""
+        asin = asin.upper()
+        hit = self._cache.get(asin)
+        if hit is not None:
+            return hit
+        row = self._conn.execute("SELECT * FROM products WHERE asin = ?", (asin,)).fetchone()
+        if row is None:
+            return None
+        product = self._row_to_product(row)
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[asin] = product
+        return product
+
+    def product_at(self, index: int) -> Product:
+        """The product stored at 0-based position ``index``."""
+        row = self._conn.execute("SELECT * FROM products WHERE id = ?", (int(index) + 1,)).fetchone()
+        if row is None:
+            raise IndexError(f"no product at index {index}")
+        return self._row_to_product(row)
+
+    @staticmethod
+    def _row_to_product(row: tuple) -> Product:
+        (_, asin, title, price, category, product_category, query, product_type, attributes, options,
+         description, bullets, rating, reviews) = row
+        return Product(
+            asin=asin,
+            title=title,
+            price=float(price),
+            category=category,
+            product_category=product_category,
+            query=query,
+            product_type=product_type,
+            attributes=tuple(json.loads(attributes)),
+            options={k: tuple(v) for k, v in json.loads(options).items()},
+            description=description,
+            bullets=tuple(json.loads(bullets)),
+            rating=None if rating is None else float(rating),
+            reviews=tuple((int(s), t, b) for s, t, b in json.loads(reviews)),
+        )
