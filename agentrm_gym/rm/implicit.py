@@ -1,0 +1,238 @@
+"""The implicit reward model (PRIME-style): the log-ratio of a policy and a frozen reference LM.
+
+For a state with steps ``a_1 .. a_T``, step ``t``'s implicit process reward is::
+
+    r_t = beta * sum_{tokens y of a_t} [log pi(y | prefix) - log pi_ref(y | prefix)]
+
+where the prefix is the RM text up to that token (header, earlier turns, this step's thought). The score
+of a state is ``sum_t r_t`` (``aggregate="sum"``, the default: the implicit outcome reward of the trajectory
+so far, which PRIME trains against outcome labels) or the last step's ``r_T`` (``aggregate="last"``). A state
+without steps scores 0. Inputs longer than ``max_length`` tokens keep their end.
+
+Training (:func:`train_implicit_rm`) fits the policy on outcome labels ``y`` in [0, 1]: cross-entropy
+``BCE(sigmoid(score), y)`` (``loss="ce"``) or ``MSE(score, y)``; the reference stays frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentrm_gym.rm.backbones import ensure_pad_token, require_torch
+from agentrm_gym.rm.base import RewardModel
+from agentrm_gym.rm.format import HISTORY_SEPARATOR, RMFormat
+from agentrm_gym.rm.training import TrainConfig, fit, split_indices
+from agentrm_gym.trajectory import AgentState
+
+
+class ImplicitRewardModel(RewardModel):
+    """``beta * log pi/pi_ref`` over action tokens from two causal LMs sharing a tokenizer.
+
+    Args:
+        policy: the causal LM being trained.
+        reference: the frozen reference causal LM (same tokenizer).
+        tokenizer: a fast tokenizer (offsets are needed to find the action tokens).
+        beta: the log-ratio scale (AgentRM/PRIME: 0.05).
+        aggregate: ``"sum"`` of the per-step rewards or the ``"last"`` step's.
+    """
+
+    kind = "implicit"
+
+    def __init__(
+        self, policy: Any, reference: Any, tokenizer: Any, fmt: RMFormat | None = None, beta: float = 0.05,
+        aggregate: str = "sum", max_length: int = 512, batch_size: int = 8, backbone: str = "",
+        meta: dict[str, Any] | None = None, cache_size: int = 100_000,
+    ):
+        super().__init__(fmt=fmt, batch_size=batch_size, cache_size=cache_size)
+        if aggregate not in ("sum", "last"):
+            raise ValueError(f"aggregate must be 'sum' or 'last', got {aggregate!r}")
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("the implicit RM needs a fast tokenizer (offset mappings locate the action tokens)")
+        ensure_pad_token(tokenizer)
+        self.policy = policy.eval()
+        self.reference = reference.eval()
+        for p in self.reference.parameters():
+            p.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.beta = beta
+        self.aggregate = aggregate
+        self.max_length = max_length
+        self.backbone = backbone
+        self.meta = dict(meta or {})
+
+    # ------------------------------------------------------------------ computation
+    def _encode(self, states: Sequence[AgentState]) -> tuple[Any, Any, Any]:
+        """Token ids, attention mask and a (batch, tokens) step index (-1: not an action token)."""
+        torch = require_torch()
+        rows, steps = [], []
+        for s in states:
+            header = self.fmt.header(s) + HISTORY_SEPARATOR
+            history, spans = self.fmt.history_with_spans(s)
+            enc = self.tokenizer(header + history, add_special_tokens=False, return_offsets_mapping=True)
+            ids, offsets = enc["input_ids"], enc["offset_mapping"]
+            step_of = []
+            for a, b in offsets:
+                idx = -1
+                for t, (lo, hi) in enumerate(spans):
+                    if a < hi + len(header) and b > lo + len(header) and b > a:
+                        idx = t
+                        break
+                step_of.append(idx)
+            if len(ids) > self.max_length:
+                ids, step_of = ids[-self.max_length :], step_of[-self.max_length :]
+            rows.append(ids)
+            steps.append(step_of)
+        width = max(max(len(r) for r in rows), 1)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        step_idx = torch.full((len(rows), width), -1, dtype=torch.long)
+        for i, (r, st) in enumerate(zip(rows, steps, strict=True)):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+            step_idx[i, : len(st)] = torch.tensor(st, dtype=torch.long)
+        return ids, mask, step_idx
+
+    @staticmethod
+    def _token_logprobs(model: Any, ids: Any, mask: Any) -> Any:
+        torch = require_torch()
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        return logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (batch, tokens - 1)
+
+    def step_reward_tensor(self, policy: Any, states: Sequence[AgentState]) -> tuple[Any, list[int]]:
+        """Per-step implicit rewards ``(batch, max_steps)`` (differentiable in ``policy``) and step counts."""
+        torch = require_torch()
+        ids, mask, step_idx = self._encode(states)
+        lp = self._token_logprobs(policy, ids, mask)
+        with torch.no_grad():
+            lp_ref = self._token_logprobs(self.reference, ids, mask)
+        ratio = (lp - lp_ref) * mask[:, 1:]
+        target_steps = step_idx[:, 1:]  # token j+1 is predicted at position j
+        n_steps = [len(s.steps) for s in states]
+        width = max(max(n_steps), 1)
+        rewards = torch.zeros((len(states), width), dtype=ratio.dtype)
+        valid = target_steps >= 0
+        rewards = rewards.index_put(
+            (torch.nonzero(valid)[:, 0], target_steps[valid]), ratio[valid], accumulate=True
+        )
+        return self.beta * rewards, n_steps
+
+    def aggregate_rewards(self, rewards: Any, n_steps: list[int]) -> Any:
+        torch = require_torch()
+        if self.aggregate == "sum":
+            return rewards.sum(dim=1)
+        last = torch.tensor([max(n - 1, 0) for n in n_steps])
+        out = rewards.gather(1, last.unsqueeze(1)).squeeze(1)
+        return out * torch.tensor([1.0 if n else 0.0 for n in n_steps], dtype=out.dtype)
+
+    def forward_states(self, policy: Any, states: Sequence[AgentState]) -> Any:
+        rewards, n_steps = self.step_reward_tensor(policy, states)
+        return self.aggregate_rewards(rewards, n_steps)
+
+    def step_rewards(self, state: AgentState) -> np.ndarray:
+        """The per-step implicit process rewards ``r_1 .. r_T`` of one state (uncached)."""
+        torch = require_torch()
+        with torch.inference_mode():
+            rewards, n = self.step_reward_tensor(self.policy, [state])
+        return rewards[0, : n[0]].numpy().astype(np.float64)
+
+    def _score_states(self, states: list[AgentState]) -> np.ndarray:
+        torch = require_torch()
+        self.stats.forward_calls += 1
+        with torch.inference_mode():
+            return self.forward_states(self.policy, states).numpy().astype(np.float64)
+
+    # ------------------------------------------------------------------ persistence
+    def card(self) -> dict[str, Any]:
+        return {**super().card(), "backbone": self.backbone, "beta": self.beta, "aggregate": self.aggregate,
+                "max_length": self.max_length, **self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        """``policy/`` and ``reference/`` HF directories (tokenizer in both) plus the card."""
+        from agentrm_gym.rm.io import write_card
+
+        path = Path(path)
+        for sub, model in (("policy", self.policy), ("reference", self.reference)):
+            model.save_pretrained(path / sub)
+            self.tokenizer.save_pretrained(path / sub)
+        write_card(path, self.card())
+        return path
+
+
+def train_implicit_rm(
+    samples: Iterable[tuple[AgentState, float]],
+    policy: Any,
+    reference: Any,
+    tokenizer: Any,
+    out_dir: str | Path = "runs/implicit_rm",
+    loss: str = "ce",
+    beta: float = 0.05,
+    aggregate: str = "sum",
+    epochs: int = 3,
+    lr: float = 1e-4,
+    batch_size: int = 8,
+    val_fraction: float = 0.1,
+    patience: int = 2,
+    seed: int = 0,
+    resume: bool = True,
+    max_length: int = 512,
+    checkpoint_every: int = 200,
+    fmt: RMFormat | None = None,
+    backbone: str = "",
+) -> ImplicitRewardModel:
+    """Fit the policy of an implicit RM on outcome labels in [0, 1] (``loss="ce"`` or ``"mse"``).
+
+    The reference stays frozen. TensorBoard: ``losses/rm_ce`` or ``losses/rm_mse``, ``rm/val_loss``,
+    ``rm/val_spearman``. Saves the RM (policy, reference, card) to ``out_dir``.
+    """
+    torch = require_torch()
+    from agentrm_gym.rm.metrics import spearman
+
+    if loss not in ("ce", "mse"):
+        raise ValueError(f"loss must be 'ce' or 'mse', got {loss!r}")
+    data = [(s, float(y)) for s, y in samples]
+    if len(data) < 2:
+        raise ValueError(f"train_implicit_rm needs at least 2 samples, got {len(data)}")
+    rm = ImplicitRewardModel(policy, reference, tokenizer, fmt, beta=beta, aggregate=aggregate,
+                             max_length=max_length, backbone=backbone)
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, val_fraction=val_fraction, patience=patience,
+                      seed=seed, max_length=max_length, checkpoint_every=checkpoint_every, resume=resume)
+    labels = np.array([y for _, y in data], dtype=np.float32)
+    train_idx, val_idx = split_indices(len(data), val_fraction, seed)
+
+    def objective(score: Any, y: Any) -> Any:
+        if loss == "ce":
+            return torch.nn.functional.binary_cross_entropy_with_logits(score, y)
+        return torch.nn.functional.mse_loss(score, y)
+
+    def batch_loss(model: Any, idx: Sequence[int]) -> Any:
+        rows = [int(train_idx[i]) for i in idx]
+        score = rm.forward_states(model, [data[i][0] for i in rows])
+        return objective(score, torch.tensor(labels[rows]))
+
+    def validate(model: Any) -> dict[str, float]:
+        scores = []
+        with torch.inference_mode():
+            for start in range(0, len(val_idx), 16):
+                rows = [int(i) for i in val_idx[start : start + 16]]
+                scores.append(rm.forward_states(model, [data[i][0] for i in rows]))
+        s = torch.cat(scores)
+        y = torch.tensor(labels[val_idx])
+        return {"loss": float(objective(s, y)), "spearman": spearman(s.numpy(), labels[val_idx])}
+
+    rm.policy, summary = fit(
+        policy, tokenizer, len(train_idx), batch_loss, validate if len(val_idx) else None, out_dir, cfg,
+        f"losses/rm_{loss}", default_lr=lr, desc="train implicit RM",
+    )
+    rm.policy.eval()
+    rm.meta = {
+        "objective": loss,
+        "training": {"samples": len(data), "train": len(train_idx), "val": len(val_idx),
+                     "tasks": sorted({s.task for s, _ in data})},
+        "metrics": {k: summary[k] for k in ("best_val_loss", "steps", "epochs_run", "train_seconds")},
+    }
+    rm.save(out_dir)
+    return rm
