@@ -1,0 +1,68 @@
+"""``agentrm rm-eval`` (RMB-style RM quality on oracle comparison sets) and ``agentrm train-rm``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import typer
+
+
+def rm_eval(
+    rm: str = typer.Option(..., "--rm", help="reward-model directory, or a URL of `agentrm serve rm`"),
+    env: str = typer.Option(..., "--env", help="env id or task name, e.g. agentrm/Maze-v0"),
+    episodes: int = typer.Option(10, "--episodes", help="held-out tasks to build comparison sets from"),
+    split: str = typer.Option("test", help="task split"),
+    seed: int = typer.Option(0, help="seed of the set building"),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+) -> None:
+    """Pairwise accuracy, Best-of-N accuracy and Spearman (oracle values) of a reward model on an env."""
+    from agentrm_gym.cli.envs import format_table
+    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.rm.metrics import build_comparison_sets, evaluate_rm
+
+    if rm.startswith(("http://", "https://")):
+        from agentrm_gym.serve.rm_server import RemoteRewardModel
+
+        model = RemoteRewardModel(rm)
+    else:
+        model = load_reward_model(rm)
+    sets = build_comparison_sets(env, episodes=episodes, seed=seed, split=split)
+    metrics = evaluate_rm(model, sets)
+    metrics = {"env": env, "rm": rm, **metrics}
+    if as_json:
+        typer.echo(json.dumps(metrics))
+        return
+
+    def fmt(v: object) -> str:
+        return "n/a" if isinstance(v, float) and math.isnan(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    keys = ["pairwise_accuracy", "best_of_n_accuracy", "spearman", "pairs", "best_of_n_sets", "valued_states"]
+    typer.echo(format_table(["metric", "value"], [[k, fmt(metrics[k])] for k in keys]))
+
+
+def train_rm(
+    env: str = typer.Option(..., "--env", help="env id with oracle values (Maze)"),
+    out: str = typer.Option(..., "--out", help="output directory of the RM"),
+    backbone: str = typer.Option("tiny", help="'tiny' (from scratch), 'minilm' (pretrained) or a model path"),
+    episodes: int = typer.Option(60, help="epsilon-greedy oracle rollouts to label"),
+    epsilon: float = typer.Option(0.4, help="probability of a random admissible action in the rollouts"),
+    split: str = typer.Option("train", help="task split of the rollouts"),
+    epochs: int = typer.Option(3),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    max_length: int = typer.Option(128, "--max-length"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train a value RM on oracle-labelled rollouts (values 1 - d/d0 for Maze) and save it to --out."""
+    from agentrm_gym.rm import train_value_rm
+    from agentrm_gym.rm.metrics import oracle_value_samples
+
+    samples = oracle_value_samples(env, episodes=episodes, epsilon=epsilon, seed=seed, split=split)
+    model = train_value_rm(samples, backbone=backbone, out_dir=out, epochs=epochs, batch_size=batch_size,
+                           max_length=max_length, seed=seed)
+    typer.echo(json.dumps({"out": out, "samples": len(samples), **model.card().get("metrics", {})}))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rm-eval")(rm_eval)
+    app.command("train-rm")(train_rm)

@@ -1,0 +1,28 @@
+"""``agentrm serve rm --rm PATH``: serve a saved reward model over HTTP (``/score``, ``/get_reward``)."""
+
+from __future__ import annotations
+
+import typer
+
+from agentrm_gym.cli.groups import serve_app
+
+
+def serve_rm(
+    rm: str = typer.Option(..., "--rm", help="reward-model directory (written by rm.save() / agentrm train-rm)"),
+    host: str = typer.Option("127.0.0.1", help="bind address"),
+    port: int = typer.Option(8001, help="TCP port"),
+    batch_size: int = typer.Option(32, help="states per model forward pass"),
+) -> None:
+    """Serve a reward model: POST /score (AgentState JSON), POST /get_reward (OpenRLHF), GET /health."""
+    import uvicorn
+
+    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.serve.rm_server import create_app
+
+    model = load_reward_model(rm, batch_size=batch_size)
+    typer.echo(f"serving {model.kind} RM from {rm} on http://{host}:{port} (/score, /get_reward, /health)")
+    uvicorn.run(create_app(model), host=host, port=port, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    serve_app.command("rm")(serve_rm)

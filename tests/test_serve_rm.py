@@ -1,0 +1,71 @@
+"""The RM server over loopback: /score, OpenRLHF's /get_reward, /health, RemoteRewardModel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="needs the [serve] extra")
+pytest.importorskip("httpx", reason="needs the [serve] extra")
+
+from agentrm_gym.rm import FunctionRewardModel  # noqa: E402
+from agentrm_gym.serve.rm_server import RemoteRewardModel, RMServer, state_to_dict  # noqa: E402
+from agentrm_gym.trajectory import AgentState, Step  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def states() -> list[AgentState]:
+    s0 = AgentState("Maze", "Reach the goal at position 8, 6.", "You are at 5, 4.")
+    s1 = s0.extend(Step("move down", "You are at 6, 4."))
+    s2 = s1.extend(Step("move right", "You are at 6, 5.", thought="closer"))
+    return [s0, s1, s2]
+
+
+def length_value(s: AgentState) -> float:
+    return len(s.steps) + len(s.goal) / 100
+
+
+def test_score_and_remote_model() -> None:
+    import httpx
+
+    local = FunctionRewardModel(length_value)
+    with RMServer(local) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        remote = RemoteRewardModel(server.url)
+        assert remote.health()["kind"] == "function"
+        np.testing.assert_allclose(remote.score(states()), local.score(states()))
+        np.testing.assert_allclose(remote(states()[:2]), [0.32, 1.32])
+        assert remote.stats.forward_calls == 1  # the second call was cached on the client
+        resp = httpx.post(server.url + "/score", json={"states": [state_to_dict(s) for s in states()]})
+        assert resp.status_code == 200 and resp.json()["scores"] == pytest.approx([0.32, 1.32, 2.32])
+        bad = httpx.post(server.url + "/score", json={"states": [{"goal": "no task"}]})
+        assert bad.status_code == 422 and "task" in bad.text
+        remote.close()
+
+
+def test_openrlhf_get_reward() -> None:
+    import httpx
+
+    rm = FunctionRewardModel(length_value)
+    texts = [rm.text(s) for s in states()]
+
+    class TextLength(FunctionRewardModel):
+        def _score_texts(self, batch):
+            self.stats.forward_calls += 1
+            return np.array([len(t) for t in batch], dtype=float)
+
+    with RMServer(TextLength(length_value)) as server:
+        resp = httpx.post(server.url + "/get_reward", json={"query": texts, "prompts": ["p"] * 3})
+        assert resp.status_code == 200
+        assert resp.json()["rewards"] == [float(len(t)) for t in texts]
+        assert httpx.post(server.url + "/get_reward", json={"query": "x"}).status_code == 422
+
+
+def test_cli_has_serve_rm() -> None:
+    from typer.testing import CliRunner
+
+    from agentrm_gym.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "rm", "--help"])
+    assert result.exit_code == 0 and "--rm" in result.output
