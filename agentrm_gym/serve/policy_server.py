@@ -22,33 +22,12 @@ from typing import Any
 
 from agentrm_gym.core import MissingExtra
 
-
-def _require_serve() -> None:
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - installed with the [serve] extra
-        raise MissingExtra("agentrm serve needs fastapi and uvicorn: pip install 'agentrm-gym[serve]'") from exc
-
-
-def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: Any = None,
-               model_name: str | None = None, device: str | None = None) -> Any:
-    """The FastAPI app serving ``model_path`` (or an already loaded ``model`` + ``tokenizer``)."""
-    _require_serve()
-    from fastapi import FastAPI, HTTPException
+try:  # request schemas live at module level so FastAPI can resolve the (string) annotations
     from pydantic import BaseModel, Field
+except ImportError:  # pragma: no cover - pydantic comes with fastapi ([serve] extra)
+    BaseModel = None  # type: ignore[assignment,misc]
 
-    from agentrm_gym.agents.hf import HFGenerator, load_model
-    from agentrm_gym.agents.prompts import render
-
-    if model is None:
-        if model_path is None:
-            raise ValueError("pass model_path or model and tokenizer")
-        model, tokenizer = load_model(model_path, device)
-    engine = HFGenerator(model, tokenizer)
-    name = model_name or model_path or getattr(model.config, "name_or_path", "") or "model"
-    lock = threading.Lock()
-    import torch
+if BaseModel is not None:
 
     class CompletionRequest(BaseModel):
         model: str | None = None
@@ -77,6 +56,33 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
         logprobs: bool = False
         top_logprobs: int | None = None
         seed: int | None = None
+
+
+def _require_serve() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - installed with the [serve] extra
+        raise MissingExtra("agentrm serve needs fastapi and uvicorn: pip install 'agentrm-gym[serve]'") from exc
+
+
+def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: Any = None,
+               model_name: str | None = None, device: str | None = None) -> Any:
+    """The FastAPI app serving ``model_path`` (or an already loaded ``model`` + ``tokenizer``)."""
+    _require_serve()
+    from fastapi import FastAPI, HTTPException
+
+    from agentrm_gym.agents.hf import HFGenerator, load_model
+    from agentrm_gym.agents.prompts import render
+
+    if model is None:
+        if model_path is None:
+            raise ValueError("pass model_path or model and tokenizer")
+        model, tokenizer = load_model(model_path, device)
+    engine = HFGenerator(model, tokenizer)
+    name = model_name or model_path or getattr(model.config, "name_or_path", "") or "model"
+    lock = threading.Lock()
+    import torch
 
     def check_model(requested: str | None) -> None:
         if requested and requested != name:
