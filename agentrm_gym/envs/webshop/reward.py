@@ -4,7 +4,8 @@ score = (matched attributes + matched options + 1[price <= cap]) / (#attributes 
 
 * An attribute of the goal matches when one of the product's attributes has a ``rapidfuzz`` token-set
   ratio above 85 with it, or when it appears in the product's title, bullet points or description.
-* Each chosen option matches when it equals a goal option (``size`` is matched exactly), fuzzily matches
+* Each chosen option matches when it equals a goal option (``size``, ``quantity`` and ``model`` are
+  matched exactly; WebShop only has ``size``), fuzzily matches
   one (other option names), or appears in the title, bullet points or description.
 * r_type in {0, 0.1, 0.5, 1} compares the bought product with the goal's target: same search query,
   at least two shared category-path levels, and the share of the target title's nouns found in the
@@ -26,7 +27,9 @@ from rapidfuzz import fuzz
 
 from agentrm_gym.envs.webshop.catalogue import STOPWORDS, Product
 
-EXACT_MATCH_OPTIONS = ("size",)
+#: Option names matched exactly. WebShop lists only "size"; we add the count-like groups of our catalogue,
+#: whose values ("set of 4" / "set of 6", "iphone 13" / "iphone 14") a fuzzy ratio above 85 would confuse.
+EXACT_MATCH_OPTIONS = ("size", "quantity", "model")
 FUZZY_THRESHOLD = 85
 
 
