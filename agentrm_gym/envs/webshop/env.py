@@ -187,8 +187,10 @@ class WebShopEnv(TextEnv):
             if self._kind != _SEARCH:
                 return self._invalid("search[...] is only available on the search page; click[Back to Search] "
                                      "first.")
-            if not arg or "\x00" in arg:
+            if not arg:
                 return self._invalid("search[...] needs some keywords.")
+            if "\x00" in arg:
+                return self._invalid("search keywords cannot contain NUL characters.")
             self._query = arg[:MAX_QUERY_CHARS]
             self._results = self.catalogue.search(self._query)
             self._page_no = 1
