@@ -72,6 +72,8 @@ ACTION_PROPERTY = {
     "pick_heat_then_place_in_recep": "Heatable",
     "pick_cool_then_place_in_recep": "Coolable",
 }
+#: Distractor object types per scene (besides the target): keeps PDDL grounding, hence load time, small.
+MAX_DISTRACTOR_TYPES = 8
 #: Extra copies of receptacle types that the openable lists leave out (stoves have several burners).
 DEFAULT_COUNTS = {"StoveBurner": 4}
 
@@ -268,7 +270,9 @@ def generate_scene(task_type: str, floor_plans_pool: list[int], rng: np.random.G
     for r in receptacles:
         by_type.setdefault(r.rtype, []).append(r)
     items: list[Item] = []
-    for otype in placeable_types(plan, rtypes):
+    others = [t for t in placeable_types(plan, rtypes) if t != obj]
+    keep = {others[int(i)] for i in rng.permutation(len(others))[:MAX_DISTRACTOR_TYPES]}
+    for otype in [t for t in placeable_types(plan, rtypes) if t == obj or t in keep]:
         holders = _holders(otype, rtypes)
         if otype == obj:
             holders = [h for h in holders if h != recep] or holders
