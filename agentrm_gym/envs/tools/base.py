@@ -15,6 +15,7 @@ representative admissible-action list.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import math
 import re
@@ -278,6 +279,23 @@ class ToolSet:
             raise ToolError(f"{name} failed: {exc}") from None
         return to_text(result)
 
+    def would_succeed(self, name: str, args: dict[str, Any]) -> bool:
+        """Whether a call would run without error now; a dry run that leaves the store and session as they are."""
+        tool = self.get_tool(name)
+        if tool is None:
+            return False
+        session = copy.deepcopy(self.session)
+        self.conn.execute("SAVEPOINT dry_run")
+        try:
+            getattr(self, name)(**check_args(tool, args))
+            return True
+        except (ToolError, sqlite3.Error, ValueError, TypeError, OverflowError, ArithmeticError):
+            return False
+        finally:
+            self.conn.execute("ROLLBACK TO dry_run")
+            self.conn.execute("RELEASE dry_run")
+            self.session = session
+
     # helpers for tools
     def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, tuple(params)).fetchone()
@@ -395,18 +413,21 @@ class ToolEnv(TextEnv):
     def admissible_actions(self) -> list[str] | None:
         """A representative list of valid calls (the full set of valid calls is unbounded).
 
-        The oracle's next call, every gold call of the task (the calls on the entities the goal
-        mentions), and every tool that takes no arguments, in that order without duplicates.
+        The oracle's next call, then those of the task's gold calls (the calls on the entities the goal
+        mentions) and of the tools without arguments that would run without error now (checked by a
+        dry run), in that order without duplicates. Every listed action is valid in the current state.
         """
         if self.tools is None:
             return None
-        calls = [self.expert_action(), *(format_call(t, a) for t, a in self.gold_calls)]
-        calls += [format_call(t.name) for t in type(self.tools).tools if not any(p.required for p in t.params)]
-        seen: list[str] = []
-        for c in calls:
-            if c is not None and c not in seen:
-                seen.append(c)
-        return seen
+        expert = self.expert_action()
+        candidates = [(t, a) for t, a in self.gold_calls]
+        candidates += [(t.name, {}) for t in type(self.tools).tools if not any(p.required for p in t.params)]
+        out = [] if expert is None else [expert]
+        for tool, args in candidates:
+            text = format_call(tool, args)
+            if text not in out and self.tools.would_succeed(tool, args):
+                out.append(text)
+        return out
 
     def _next_gold_call(self) -> str | None:
         for tool, args in self.gold_calls:

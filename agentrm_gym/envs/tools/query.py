@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import random
 from typing import Any, ClassVar
 
@@ -47,21 +48,41 @@ def _question_db(toolset: str, seed: int) -> Any:
 
 
 def generate_question(toolset: str, split: str, index: int, seed: int = 0) -> Question:
-    """The question of task ``{toolset}-{split}-{index}`` (deterministic; train never repeats a test goal)."""
+    """The question of task ``{toolset}-{split}-{index}``.
+
+    Deterministic. Test questions are distinct, and train questions never repeat a test question
+    (a question is its goal text plus the user context, e.g. the current date).
+    """
+    if split == "test":
+        return _test_questions(toolset, seed)[index]
+    return _draw(toolset, f"{toolset}-train-{index}-{seed}", index, seed, _test_keys(toolset, seed))
+
+
+def _key(question: Question) -> tuple[str, str]:
+    return question.goal, json.dumps(question.context, sort_keys=True)
+
+
+def _draw(toolset: str, rng_key: str, kind: int, seed: int, taken: frozenset | set) -> Question:
     module, _ = QUERY_SETS[toolset]
     conn = _question_db(toolset, seed)
-    rng = random.Random(f"{toolset}-{split}-{index}-{seed}")
-    question = module.make_question(conn, rng, index)
-    if split == "train":
-        taken = _test_goals(toolset, seed)
-        while question.goal in taken:
-            question = module.make_question(conn, rng, index)
+    rng = random.Random(rng_key)
+    question = module.make_question(conn, rng, kind)
+    while _key(question) in taken:
+        question = module.make_question(conn, rng, kind)
     return question
 
 
 @functools.cache
-def _test_goals(toolset: str, seed: int) -> frozenset[str]:
-    return frozenset(generate_question(toolset, "test", i, seed).goal for i in range(TEST_PER_SET))
+def _test_questions(toolset: str, seed: int) -> tuple[Question, ...]:
+    questions: list[Question] = []
+    for i in range(TEST_PER_SET):
+        questions.append(_draw(toolset, f"{toolset}-test-{i}-{seed}", i, seed, {_key(q) for q in questions}))
+    return tuple(questions)
+
+
+@functools.cache
+def _test_keys(toolset: str, seed: int) -> frozenset[tuple[str, str]]:
+    return frozenset(_key(q) for q in _test_questions(toolset, seed))
 
 
 class ToolQueryEnv(ToolEnv):
