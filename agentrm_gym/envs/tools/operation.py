@@ -123,6 +123,7 @@ class ToolOperationEnv(ToolEnv):
         self.conn = connect()
         self.task: OperationTask | None = None
         self.finished = False
+        self._changes_cache: tuple[int, frozenset[tuple]] | None = None
 
     # ----------------------------------------------------------- tasks
     def task_ids(self, split: str = "test") -> list[str]:
@@ -135,6 +136,7 @@ class ToolOperationEnv(ToolEnv):
         toolset, split, index = parse_task_id(task_id, {"test": TEST_PER_SET, "train": self.num_train}, self.sets)
         self.task = generate_task(toolset, split, index)
         self.conn.deserialize(self.task.seed_db)
+        self._changes_cache = None
         self.tools = self.toolsets[toolset](self.conn, self.task.question.context)
         self.gold_calls = list(self.task.question.calls)
         self.made_calls = set()
@@ -151,10 +153,17 @@ class ToolOperationEnv(ToolEnv):
         return f"You have finished the task. {state}"
 
     def current_changes(self) -> frozenset[tuple]:
-        """The changes the episode has made to the seed store so far."""
+        """The changes the episode has made to the seed store so far.
+
+        Cached until the connection reports another row change (``total_changes``) or the store is
+        reloaded; progress and success both read it every step.
+        """
         assert self.task is not None
-        schema = OPERATION_SETS[self.task.toolset][0].SCHEMA
-        return changes(self.task.seed_state, dump_state(self.conn, schema))
+        key = self.conn.total_changes
+        if self._changes_cache is None or self._changes_cache[0] != key:
+            schema = OPERATION_SETS[self.task.toolset][0].SCHEMA
+            self._changes_cache = (key, changes(self.task.seed_state, dump_state(self.conn, schema)))
+        return self._changes_cache[1]
 
     def _at_gold(self) -> bool:
         return self.task is not None and self.current_changes() == self.task.gold_changes
@@ -182,6 +191,7 @@ class ToolOperationEnv(ToolEnv):
     def _set_state(self, state: Any) -> None:
         assert self.tools is not None
         self.conn.deserialize(state["db"])
+        self._changes_cache = None
         self.tools.session = state["session"]
         self.made_calls = set(state["made"])
         self.finished = state["finished"]

@@ -248,7 +248,7 @@ def make_question(conn: sqlite3.Connection, rng: random.Random, kind: int) -> Qu
     """One generated question of template ``kind % 8`` with its gold calls, answer and user context."""
     cities = conn.execute("SELECT * FROM cities ORDER BY id").fetchall()
     c = rng.choice(cities)
-    today = dt.date(YEAR, 2, 1) + dt.timedelta(days=rng.randint(0, 300))
+    today = dt.date(YEAR, 3, 5) + dt.timedelta(days=rng.randint(0, 265))  # history and forecasts stay in YEAR
     here = rng.choice(cities)
     context = {"current_date": today.isoformat(), "current_location": here["name"]}
     loc = {"latitude": c["latitude"], "longitude": c["longitude"]}
