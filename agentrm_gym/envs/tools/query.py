@@ -30,6 +30,8 @@ QUERY_SETS: dict[str, tuple[Any, type[ToolSet]]] = {
     "weather": (weather, weather.WeatherTools),
 }
 TEST_PER_SET = 20
+#: Redraws of a question that repeats a test question before the repeat is accepted.
+MAX_DRAWS = 200
 
 
 @functools.cache
@@ -67,7 +69,9 @@ def _draw(toolset: str, rng_key: str, kind: int, seed: int, taken: frozenset | s
     conn = _question_db(toolset, seed)
     rng = random.Random(rng_key)
     question = module.make_question(conn, rng, kind)
-    while _key(question) in taken:
+    for _ in range(MAX_DRAWS):  # bounded: a template with few questions must not hang a reset
+        if _key(question) not in taken:
+            break
         question = module.make_question(conn, rng, kind)
     return question
 
