@@ -69,7 +69,7 @@ def train_pairwise_rm(
     train_idx, val_idx = split_indices(len(data), val_fraction, seed)
     rm, scratch = build_value_model(
         backbone, [chosen[i] for i in train_idx] + [rejected[i] for i in train_idx], fmt, max_length, seed,
-        tiny_kwargs,
+        tiny_kwargs, resume_dir=out_dir if resume else None,
     )
 
     def pair_scores(model: Any, idx: Sequence[int]) -> tuple[Any, Any]:

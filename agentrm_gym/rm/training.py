@@ -121,7 +121,7 @@ def fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
     state: dict[str, Any] = {
-        "epoch": 0, "batch": 0, "global_step": 0, "best_val": None, "bad_epochs": 0, "finished": False,
+        "epoch": 0, "batch": 0, "global_step": 0, "best_val": None, "bad_epochs": 0, "finished": False, "early_stopped": False,
         "history": [], "config": asdict(cfg),
     }
     ckpt = out / CHECKPOINT_DIR
@@ -133,6 +133,8 @@ def fit(
         model.load_state_dict(load_file(str(weights)), strict=False)
         optimizer.load_state_dict(saved["optimizer"])
         state.update(saved["state"])
+        # a finished run asked for more epochs continues, unless it had stopped early
+        state["finished"] = bool(state.get("early_stopped")) or state["epoch"] >= cfg.epochs
     writer = SummaryWriter(log_dir=str(out))
     if state["global_step"] == 0:
         writer.add_text("hyperparameters", json.dumps({**asdict(cfg), "lr": lr}, indent=1))
@@ -176,7 +178,7 @@ def fit(
                 else:
                     state["bad_epochs"] += 1
                     if cfg.patience and state["bad_epochs"] >= cfg.patience:
-                        state["finished"] = True
+                        state["finished"] = state["early_stopped"] = True
                         record["early_stop"] = True
             state["history"].append(record)
             _save_checkpoint(out, model, tokenizer, state, optimizer)

@@ -112,9 +112,22 @@ def as_value_samples(samples: Iterable[Any]) -> list[tuple[AgentState, float]]:
 
 def build_value_model(
     backbone: str, texts: Sequence[str], fmt: RMFormat, max_length: int, seed: int,
-    tiny_kwargs: dict[str, Any] | None = None,
+    tiny_kwargs: dict[str, Any] | None = None, resume_dir: str | Path | None = None,
 ) -> tuple[ValueRewardModel, bool]:
-    """A fresh :class:`ValueRewardModel` on ``backbone``; returns ``(rm, from_scratch)``."""
+    """A fresh :class:`ValueRewardModel` on ``backbone``; returns ``(rm, from_scratch)``.
+
+    With ``resume_dir`` holding a trainer checkpoint, the model and tokenizer come from it instead (a
+    from-scratch tokenizer must keep the vocabulary it was trained with).
+    """
+    ckpt = Path(resume_dir) / "checkpoint" if resume_dir else None
+    if ckpt is not None and (ckpt / "trainer_state.pt").exists():
+        from agentrm_gym.rm.io import load_tokenizer
+
+        model, tok = load_value_backbone(str(ckpt))
+        tok = load_tokenizer(ckpt)
+        name = "tiny-bert" if backbone == TINY_BACKBONE else (
+            "all-MiniLM-L6-v2" if backbone == DEFAULT_BACKBONE else str(backbone))
+        return ValueRewardModel(model, tok, fmt, max_length, backbone=name), backbone == TINY_BACKBONE
     if backbone == TINY_BACKBONE:
         model, tok = tiny_value_backbone(texts, seed=seed, max_position=max(512, max_length), **(tiny_kwargs or {}))
         return ValueRewardModel(model, tok, fmt, max_length, backbone="tiny-bert"), True
@@ -166,12 +179,8 @@ def train_value_rm(
     texts = [fmt.text(s) for s, _ in data]
     values = np.array([v for _, v in data], dtype=np.float32)
     train_idx, val_idx = split_indices(len(data), val_fraction, seed)
-    rm, scratch = build_value_model(backbone, [texts[i] for i in train_idx], fmt, max_length, seed, tiny_kwargs)
-    if scratch and resume and (Path(out_dir) / "checkpoint" / "tokenizer.json").exists():
-        # a resumed from-scratch model must keep the vocabulary it was trained with
-        from transformers import AutoTokenizer
-
-        rm.tokenizer = AutoTokenizer.from_pretrained(Path(out_dir) / "checkpoint")
+    rm, scratch = build_value_model(backbone, [texts[i] for i in train_idx], fmt, max_length, seed, tiny_kwargs,
+                                    resume_dir=out_dir if resume else None)
 
     def batch_loss(model: Any, idx: Sequence[int]) -> Any:
         pred = rm.forward_texts(model, [texts[train_idx[i]] for i in idx])

@@ -101,15 +101,34 @@ def train_maskable_ppo(
     split: str = "train", eval_split: str | None = None, eval_every: int = 0, eval_episodes: int = 25,
     max_actions: int = 16, feature_dim: int = 256, coef: float = 1.0, gamma: float = 0.99, rm: Any = None,
     n_steps: int = 256, batch_size: int = 64, learning_rate: float = 3e-4, ent_coef: float = 0.01,
-    verbose: int = 0, on_eval: Callable[[dict[str, float]], None] | None = None,
+    verbose: int = 0, on_eval: Callable[[dict[str, float]], None] | None = None, torch_threads: int | None = 1,
 ) -> PPOResult:
     """Train MaskablePPO on the adapted env; evaluate every ``eval_every`` steps (and at the end).
 
     Evaluation uses a sparse-reward copy of the env on ``eval_split`` (default: ``split``) with the policy's
     greedy masked action; each point is logged to TensorBoard as ``charts/success_rate`` and
-    ``charts/progress_rate`` and appended to the returned curve.
+    ``charts/progress_rate`` and appended to the returned curve. ``torch_threads`` (default 1: faster for
+    small MLPs on a shared CPU) is restored afterwards.
     """
     _, sb3c = require_sb3()
+    import torch
+
+    old_threads = torch.get_num_threads()
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    try:
+        return _train(env_id, reward, steps, logdir, seed, split, eval_split, eval_every, eval_episodes, max_actions,
+                      feature_dim, coef, gamma, rm, n_steps, batch_size, learning_rate, ent_coef, verbose, on_eval)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(
+    env_id: str, reward: str, steps: int, logdir: str | None, seed: int, split: str, eval_split: str | None,
+    eval_every: int, eval_episodes: int, max_actions: int, feature_dim: int, coef: float, gamma: float, rm: Any,
+    n_steps: int, batch_size: int, learning_rate: float, ent_coef: float, verbose: int,
+    on_eval: Callable[[dict[str, float]], None] | None,
+) -> PPOResult:
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
