@@ -70,7 +70,8 @@ def _parse(kind: str, text: str) -> Any:
     # the pddl parser sets sys.tracebacklimit = 0 while parsing and may leave it there on errors
     old = getattr(sys, "tracebacklimit", None)
     try:
-        return _parser(kind)(text)
+        # PDDL is case-insensitive but the parser's keywords are lower case (IPC 2000 files are upper case)
+        return _parser(kind)(text.lower())
     except Exception as exc:  # lark raises several exception types; all mean "not valid PDDL here"
         raise PDDLParseError(f"cannot parse the PDDL {kind}: {exc}") from exc
     finally:

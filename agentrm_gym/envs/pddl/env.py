@@ -235,7 +235,7 @@ class PDDLEnv(TextEnv):
         return list(self.task.action_texts(self.state))
 
     def expert_action(self) -> str | None:
-        """The next action of a near-optimal plan (A* with h_add) from the current state."""
+        """The next action of a near-optimal plan (A* with h_FF) from the current state."""
         if self.task is None or self.task.is_goal(self.state):
             return None
         index = oracle_for(self.task).next_action(self.state)

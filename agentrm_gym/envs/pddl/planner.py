@@ -1,9 +1,11 @@
-"""Heuristic search for the PDDL oracle: A* with h_add (near-optimal) or h_max (optimal).
+"""Heuristic search for the PDDL oracle: A* with h_FF / h_add (near-optimal) or h_max (optimal).
 
-``h_add`` (Bonet & Geffner 2001) sums the relaxed costs of the goal facts: informative, not admissible,
-so A* with it finds short plans fast but not always the shortest. ``h_max`` takes the maximum instead:
-admissible and consistent for unit costs, so A* with it returns optimal plans (slower; used by tests to
-bound the oracle's plan lengths). :class:`Oracle` caches the next action of every state on each plan it
+``h_add`` (Bonet & Geffner 2001) sums the relaxed costs of the goal facts; ``h_FF`` (Hoffmann & Nebel
+2001) counts the actions of the relaxed plan read off h_add's best supporters, so an action shared by
+several goals (gripper's moves) counts once. Both are informative, not admissible: A* with them finds
+short plans fast but not always the shortest. ``h_max`` takes the maximum instead: admissible and
+consistent for unit costs, so A* with it returns optimal plans (slower; used by tests to bound the
+oracle's plan lengths). :class:`Oracle` caches the next action of every state on each plan it
 finds, so following the oracle costs one search per episode.
 """
 
@@ -19,22 +21,23 @@ INF = math.inf
 
 
 class RelaxedHeuristic:
-    """h_add / h_max over a grounded task (delete relaxation, negative preconditions ignored).
+    """h_add / h_FF / h_max over a grounded task (delete relaxation, negative preconditions ignored).
 
     Args:
         task: the grounded task.
-        kind: ``"add"`` or ``"max"``.
+        kind: ``"add"``, ``"ff"`` or ``"max"``.
     """
 
     def __init__(self, task: Task, kind: str = "add"):
-        if kind not in ("add", "max"):
-            raise ValueError(f"heuristic kind must be 'add' or 'max', got {kind!r}")
+        if kind not in ("add", "ff", "max"):
+            raise ValueError(f"heuristic kind must be 'add', 'ff' or 'max', got {kind!r}")
         self.task = task
         self.kind = kind
         n_facts = len(task.facts)
         self.pre_of: list[list[int]] = [[] for _ in range(n_facts)]
         self.pre_count = [len(a.pre) for a in task.actions]
         self.adds = [tuple(a.add) for a in task.actions]
+        self.pres = [tuple(a.pre) for a in task.actions]
         self.free_actions = [a.index for a in task.actions if not a.pre]
         for a in task.actions:
             for f in a.pre:
@@ -56,7 +59,9 @@ class RelaxedHeuristic:
         open_goals = set(task.goal_pos - state)
         if not open_goals:
             return float(neg_violated)
-        use_sum = self.kind == "add"
+        use_sum = self.kind != "max"
+        goals = tuple(open_goals)
+        supporter: dict[int, int] = {}
         cost: dict[int, float] = dict.fromkeys(state, 0.0)
         remaining = self.pre_count.copy()
         acc = [0.0] * len(remaining)
@@ -66,6 +71,7 @@ class RelaxedHeuristic:
             for g in self.adds[ai]:
                 if cost.get(g, INF) > 1.0:
                     cost[g] = 1.0
+                    supporter[g] = ai
                     heapq.heappush(heap, (1.0, g))
         total = 0.0
         while heap:
@@ -76,6 +82,8 @@ class RelaxedHeuristic:
                 open_goals.discard(f)
                 total = total + c if use_sum else max(total, c)
                 if not open_goals:
+                    if self.kind == "ff":
+                        return self._relaxed_plan_size(state, goals, supporter) + neg_violated
                     return total + neg_violated
             for ai in self.pre_of[f]:
                 acc[ai] = acc[ai] + c if use_sum else max(acc[ai], c)
@@ -85,8 +93,24 @@ class RelaxedHeuristic:
                     for g in self.adds[ai]:
                         if nc < cost.get(g, INF):
                             cost[g] = nc
+                            supporter[g] = ai
                             heapq.heappush(heap, (nc, g))
         return INF
+
+    def _relaxed_plan_size(self, state: State, goals: tuple[int, ...], supporter: dict[int, int]) -> float:
+        chosen: set[int] = set()
+        seen: set[int] = set()
+        stack = list(goals)
+        while stack:
+            f = stack.pop()
+            if f in seen or f in state:
+                continue
+            seen.add(f)
+            ai = supporter[f]
+            if ai not in chosen:
+                chosen.add(ai)
+                stack.extend(self.pres[ai])
+        return float(len(chosen))
 
 
 def astar(
@@ -146,8 +170,8 @@ def optimal_plan(task: Task, start: State | None = None, max_nodes: int = 500_00
 class Oracle:
     """The expert of a task: the next action of a near-optimal plan from any state.
 
-    It runs A* with h_add from a state it has not seen, then weighted A* (w = 5) if that exceeds its
-    node budget, and remembers the next action of every state along the plan found.
+    It runs A* with h_FF from a state it has not seen, then weighted A* (w = 5, h_add) if that exceeds
+    its node budget, and remembers the next action of every state along the plan found.
 
     Args:
         task: the grounded task.
@@ -157,16 +181,16 @@ class Oracle:
     def __init__(self, task: Task, max_nodes: int = 50_000):
         self.task = task
         self.max_nodes = max_nodes
+        self.h_ff = RelaxedHeuristic(task, "ff")
         self.h_add = RelaxedHeuristic(task, "add")
         self._next: dict[State, int | None] = {}
 
     def plan(self, state: State) -> list[int] | None:
         """A plan from ``state`` (action indices), or ``None`` when none was found."""
-        for weight in (1.0, 5.0):
-            plan = astar(self.task, state, self.h_add, weight, self.max_nodes)
-            if plan is not None:
-                return plan
-        return None
+        plan = astar(self.task, state, self.h_ff, 1.0, self.max_nodes)
+        if plan is None:
+            plan = astar(self.task, state, self.h_add, 5.0, self.max_nodes)
+        return plan
 
     def next_action(self, state: State) -> int | None:
         """The oracle's action in ``state`` (``None`` at a goal or a dead end)."""

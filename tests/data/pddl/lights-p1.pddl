@@ -1,0 +1,6 @@
+(define (problem lights-1)
+  (:domain lights)
+  (:objects l1 l2 - lamp s1 - switch)
+  (:init (wired s1 l1) (wired master l2) (broken s1) (= (total-cost) 0))
+  (:goal (and (lit l1) (lit l2) (not (broken s1))))
+  (:metric minimize (total-cost)))
