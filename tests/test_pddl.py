@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -272,3 +274,23 @@ def test_domains_kwarg_and_unknown_ids():
         env.reset(options={"task_id": "gripper-test-0"})
     with pytest.raises(ValueError, match="domains must be"):
         PDDLEnv(domains=["sokoban"])
+
+
+def test_oracle_and_text_do_not_depend_on_the_string_hash_seed():
+    # the pddl parser returns sets of facts; fact ids, tie-breaking and thus plans must not follow their order
+    script = (
+        "import gymnasium as gym, agentrm_gym\n"
+        "env = gym.make('agentrm/PDDL-v0', split='test')\n"
+        "for tid in ['barman-test-1', 'gripper-test-5', 'blockworld-test-9']:\n"
+        "    obs, info = env.reset(options={'task_id': tid}); print(obs, info['admissible_actions'])\n"
+        "    while (a := env.unwrapped.expert_action()) is not None:\n"
+        "        print(a); env.step(a)\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True, text=True, check=True, timeout=120,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1

@@ -291,7 +291,7 @@ class Task:
         self.objects: dict[str, tuple[str, ...]] = {**domain.constants, **problem.objects}
         self.facts: list[Fact] = []
         self.fact_ids: dict[Fact, int] = {}
-        self.init: State = frozenset(self._intern(f) for f in problem.init)
+        self.init: State = frozenset(self._intern(f) for f in sorted(problem.init))
         self.goal_pos: frozenset[int] = frozenset(self._intern(f) for f in problem.goal_pos)
         self.goal_neg: frozenset[int] = frozenset(self._intern(f) for f in problem.goal_neg)
         self.actions: list[GroundAction] = self._ground()

@@ -132,6 +132,11 @@ class PDDLEnv(TextEnv):
     ## Episode End
     Terminates when every goal literal holds; truncated by ``max_episode_steps`` (30).
 
+    ## Info keys
+    The TextEnv keys (``task``, ``task_id``, ``goal``, ``progress``, ``success``, ``admissible_actions``:
+    the applicable ground actions as commands, ``action_valid``, ``steps``). ``env.unwrapped.task`` is
+    the grounded :class:`~agentrm_gym.envs.pddl.engine.Task` and ``env.unwrapped.state`` its state.
+
     ## Arguments
     ``split``: "train" or "test". ``domain_file``, ``problem_file``: a PDDL domain and one problem file
     (or a list of them) to play instead of the built-in problems. ``domains``: restrict the built-in
