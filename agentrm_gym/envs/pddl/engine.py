@@ -336,33 +336,58 @@ class Task:
         fluent = {atom[0] for s in self.domain.actions for atom in (*s.add, *s.delete)}
         static_facts = {f for f in self.problem.init if f[0] not in fluent}
         by_type = self._objects_by_type()
-        candidates: list[GroundAction] = []
+        # candidates: (schema, args, pre, pre_neg, add, delete) over fact ids
+        candidates: list[tuple[ActionSchema, tuple[str, ...], frozenset[int], frozenset[int], frozenset[int],
+                               frozenset[int]]] = []
         for schema in self.domain.actions:
-            for binding in self._bindings(schema, by_type, fluent, static_facts):
-                candidates.append(self._instantiate(schema, binding, fluent, len(candidates)))
+            position = {p: i for i, p in enumerate(schema.params)}
+            pre = self._templates([a for a in schema.pre if a[0] in fluent], position)
+            pre_neg = self._templates([a for a in schema.pre_neg if a[0] in fluent], position)
+            add = self._templates(schema.add, position)
+            delete = self._templates(schema.delete, position)
+            for args in self._bindings(schema, by_type, fluent, static_facts):
+                candidates.append((
+                    schema, args, self._ground_atoms(pre, args), self._ground_atoms(pre_neg, args),
+                    self._ground_atoms(add, args), self._ground_atoms(delete, args),
+                ))
         # relaxed reachability: keep the actions whose fluent preconditions can ever hold together
         reached = set(self.init)
-        kept: set[int] = set()
+        kept = [False] * len(candidates)
         changed = True
         while changed:
             changed = False
-            for a in candidates:
-                if a.index not in kept and a.pre <= reached:
-                    kept.add(a.index)
-                    if not a.add <= reached:
-                        reached |= a.add
-                    changed = True
-        actions = []
-        for a in candidates:
-            if a.index in kept:
-                actions.append(
-                    GroundAction(len(actions), a.name, a.args, a.text, a.pre, a.pre_neg, a.add, a.delete)
-                )
+            for i, c in enumerate(candidates):
+                if not kept[i] and c[2] <= reached:
+                    kept[i] = changed = True
+                    reached |= c[4]
+        actions: list[GroundAction] = []
+        for (schema, args, pre, pre_neg, add, delete), keep in zip(candidates, kept, strict=True):
+            if keep:
+                text = self.renderer.action(schema.name, args)
+                actions.append(GroundAction(len(actions), schema.name, args, text, pre, pre_neg, add, delete))
         return actions
+
+    @staticmethod
+    def _templates(atoms: Sequence[Atom], position: dict[str, int]) -> list[tuple[str, tuple[int | str, ...]]]:
+        """Atoms with each variable replaced by its parameter index (constants stay strings)."""
+        out = []
+        for pred, terms in atoms:
+            if any(t.startswith("?") and t not in position for t in terms):
+                raise UnsupportedPDDL(f"predicate {pred!r} uses a variable that is not an action parameter")
+            out.append((pred, tuple(position[t] if t.startswith("?") else t for t in terms)))
+        return out
+
+    def _ground_atoms(self, templates: list[tuple[str, tuple[int | str, ...]]], args: tuple[str, ...]) -> frozenset[int]:
+        ids = []
+        for pred, spec in templates:
+            fact = (pred, *[args[i] if isinstance(i, int) else i for i in spec])
+            fid = self.fact_ids.get(fact)
+            ids.append(self._intern(fact) if fid is None else fid)
+        return frozenset(ids)
 
     def _bindings(
         self, schema: ActionSchema, by_type: dict[str, list[str]], fluent: set[str], static: set[Fact]
-    ) -> Iterable[dict[str, str]]:
+    ) -> Iterable[tuple[str, ...]]:
         params = schema.params
         position = {p: i for i, p in enumerate(params)}
 
@@ -410,9 +435,9 @@ class Task:
         if not passes(0):
             return
 
-        def extend(k: int) -> Iterable[dict[str, str]]:
+        def extend(k: int) -> Iterable[tuple[str, ...]]:
             if k == len(params):
-                yield dict(binding)
+                yield tuple(binding[p] for p in params)
                 return
             for obj in domains[k]:
                 binding[params[k]] = obj
@@ -421,25 +446,6 @@ class Task:
             binding.pop(params[k], None)
 
         yield from extend(0)
-
-    def _instantiate(self, schema: ActionSchema, binding: dict[str, str], fluent: set[str], index: int) -> GroundAction:
-        def ground(atoms: Sequence[Atom]) -> frozenset[int]:
-            return frozenset(
-                self._intern((pred, *(binding[t] if t.startswith("?") else t for t in terms)))
-                for pred, terms in atoms
-            )
-
-        args = tuple(binding[p] for p in schema.params)
-        return GroundAction(
-            index=index,
-            name=schema.name,
-            args=args,
-            text=self.renderer.action(schema.name, args),
-            pre=ground([a for a in schema.pre if a[0] in fluent]),
-            pre_neg=ground([a for a in schema.pre_neg if a[0] in fluent]),
-            add=ground(schema.add),
-            delete=ground(schema.delete),
-        )
 
     # ------------------------------------------------------------------ dynamics
     def applicable(self, state: State) -> tuple[int, ...]:
