@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import random
 
 import gymnasium as gym
 import pytest
 
 from agentrm_gym.core import restore, snapshot
 from agentrm_gym.envs.tools.base import (
+    ADMISSIBLE_CAP,
     Param,
     Tool,
     ToolError,
@@ -299,15 +301,78 @@ def test_operation_snapshot_restores_the_store_exactly():
 
 
 def test_admissible_actions_are_valid(query, operation):
-    for env, task_id in ((query, "movie-test-7"), (operation, "todo-test-1"), (operation, "sheet-test-2")):
+    for env, task_id in ((query, "movie-test-7"), (query, "weather-test-5"), (operation, "todo-test-1"),
+                         (operation, "sheet-test-2")):
         env.reset(options={"task_id": task_id})
+        for tool, args in env.gold_calls[:2]:  # a state with observations, so argument calls are listed
+            env.step(format_call(tool, args))
         acts = env.admissible_actions()
-        assert acts and acts[0] == env.expert_action()
+        assert acts and len(acts) <= ADMISSIBLE_CAP and acts == sorted(acts)
+        assert any(json_args(a) for a in acts)
         state = env.snapshot()
         for action in acts:
             env.restore(state)
             obs, *_, info = env.step(action)
             assert info["action_valid"], (task_id, action, obs)
+        env.restore(state)
+        assert env.admissible_actions() == acts  # a function of the state
+
+
+def json_args(action: str) -> dict:
+    import json
+
+    return json.loads(action.split("Action Input:", 1)[1])
+
+
+def test_admissible_actions_hold_only_seen_entities(query, operation):
+    for task_id in query.task_ids("test"):
+        query.reset(options={"task_id": task_id})
+        gold = query.gold_answer()
+        finishes = [json_args(a)["answer"] for a in query.admissible_actions() if a.startswith("finish")]
+        assert finishes == ["unknown"], task_id  # no tool output yet, so no candidate answers
+        assert not any(answers_match(f, gold) for f in finishes), task_id
+    for task_id in operation.task_ids("test"):
+        operation.reset(options={"task_id": task_id})
+        ids = {a.get("task_id") or a.get("project_id") for _, a in operation.gold_calls} - {None}
+        text = " ".join(operation.admissible_actions())
+        assert not any(i in text for i in ids), task_id  # ids are unknown until a tool lists them
+    # a wrong answer the outputs showed is offered next to the right one
+    query.reset(options={"task_id": "academia-test-0"})  # venue of a paper
+    for tool, args in query.gold_calls:
+        query.step(format_call(tool, args))
+    finishes = [json_args(a)["answer"] for a in query.admissible_actions() if a.startswith("finish")]
+    assert len(finishes) >= 4 and sum(answers_match(f, query.gold_answer()) for f in finishes) <= 1
+
+
+@pytest.mark.parametrize("env_cls", [ToolQueryEnv, ToolOperationEnv])
+def test_admissible_actions_cover_the_oracle_path(env_cls):
+    """Gold calls are inferable from the goal and outputs, so the list usually holds the oracle's next call."""
+    env = env_cls(split="test")
+    hits = total = 0
+    for task_id in env.task_ids("test"):
+        env.reset(options={"task_id": task_id})
+        while not env._terminated:
+            expert = env.expert_action()
+            hits += expert in env.admissible_actions()
+            total += 1
+            env.step(expert)
+    assert hits / total > 0.6
+
+
+@pytest.mark.parametrize(("env_cls", "limit"), [(ToolQueryEnv, 0.3), (ToolOperationEnv, 0.3)])
+def test_random_admissible_policy_rarely_succeeds(env_cls, limit):
+    """Uniformly random admissible actions must not solve the tasks (the list leaks no gold plan)."""
+    env = env_cls(split="test")
+    rng = random.Random(0)
+    ids = env.task_ids("test")
+    wins = 0
+    for task_id in ids:
+        obs, info = env.reset(seed=0, options={"task_id": task_id})
+        term = trunc = False
+        while not (term or trunc) and info["steps"] < 30:
+            obs, _, term, trunc, info = env.step(rng.choice(info["admissible_actions"]))
+        wins += info["success"]
+    assert wins / len(ids) < limit
 
 
 def test_generated_tasks_are_deterministic():

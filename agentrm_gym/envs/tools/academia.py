@@ -8,11 +8,16 @@ queried, nodes are paper titles (PaperNet) and author names (AuthorNet).
 
 from __future__ import annotations
 
+import itertools
+import json
 import random
+import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
+from agentrm_gym.envs.tools.knowledge import Knowledge, goal_first
 from agentrm_gym.envs.tools.question import Question
 
 FIRST = ("Alice", "Bo", "Carlos", "Dana", "Elif", "Feng", "Grace", "Hiro", "Ines", "Jonas", "Kavya", "Liam",
@@ -34,6 +39,8 @@ NUM_AUTHORS = 160
 NUM_PAPERS = 360
 
 GRAPHS = ("PaperNet", "AuthorNet")
+#: Most seen names paired up for the edge checks in the admissible list.
+PAIR_POOL = 10
 
 
 def build_database(seed: int = 0) -> sqlite3.Connection:
@@ -106,6 +113,42 @@ class AcademiaTools(ToolSet):
               Param("node2", "string", "The second paper title.")),
              "Whether the first paper cites the second."),
     )
+
+    def learn(self, tool: str, args: dict[str, Any], observation: str, knowledge: Knowledge) -> None:
+        """Tell paper titles from author names by where an output shows them."""
+        try:
+            value = json.loads(observation)
+        except ValueError:
+            for match in re.finditer(r"'([^']+)'", observation):  # paperEdgeCheck's sentence
+                knowledge.add("obs", "paper", match.group(1))
+            return
+        if isinstance(value, list):  # neighbourCheck
+            kind = "paper" if args.get("graph") == "PaperNet" else "author"
+            for node in value:
+                knowledge.add("obs", kind, node)
+        elif isinstance(value, dict):
+            for key, kind in (("title", "paper"), ("papers", "paper"), ("name", "author"), ("authors", "author")):
+                items = value.get(key)
+                for node in items if isinstance(items, list) else [items]:
+                    if isinstance(node, str):
+                        knowledge.add("obs", kind, node)
+
+    def candidates(self, knowledge: Knowledge) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Checks in the loaded graphs on the seen papers (quoted in the goal or shown as titles) and authors
+        (named in the goal or shown as authors); edge checks on pairs of up to 10 of each."""
+        loaded = self.session.get("loaded", [])
+        papers = knowledge.strings(("goal",), ("quoted",)) + knowledge.strings(("obs",), ("paper",))
+        authors = knowledge.strings(("goal",), ("name",)) + knowledge.strings(("obs",), ("author",))
+        for graph, nodes, node_tool, edge_tool in (("PaperNet", papers, "paperNodeCheck", "paperEdgeCheck"),
+                                                   ("AuthorNet", authors, "authorNodeCheck", "authorEdgeCheck")):
+            if graph not in loaded:
+                continue
+            nodes = list(dict.fromkeys(nodes))
+            for node in nodes:
+                yield node_tool, {"node": node}
+                yield "neighbourCheck", {"graph": graph, "node": node}
+            for a, b in itertools.permutations(goal_first(knowledge, nodes, PAIR_POOL), 2):
+                yield edge_tool, {"node1": a, "node2": b}
 
     def _require(self, graph: str) -> None:
         if graph not in self.session.get("loaded", []):

@@ -18,18 +18,23 @@ import ast
 import copy
 import json
 import math
+import random
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
+from agentrm_gym.envs.tools.knowledge import Knowledge
 
 ACTION_RE = re.compile(r"^([A-Za-z_]\w*)\s+with\s+action\s+input\s*:?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 FORMAT_HINT = 'Use the format: Action: <tool> with Action Input: {"argument": value, ...}'
 #: Longest Action Input text that is parsed at all (longer inputs are refused, never evaluated).
 MAX_INPUT_CHARS = 20_000
+#: Most actions in the admissible list, and most dry runs spent building it.
+ADMISSIBLE_CAP = 60
+MAX_DRY_RUNS = 150
 
 
 class ToolError(Exception):
@@ -279,6 +284,21 @@ class ToolSet:
             raise ToolError(f"{name} failed: {exc}") from None
         return to_text(result)
 
+    def candidates(self, knowledge: Knowledge) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Calls with arguments whose values the agent has seen (``knowledge``); not checked for validity.
+
+        The default pairs every one-string-argument tool with every known string; tool sets override it
+        with their own argument schemes. Zero-argument tools and ``finish`` are added by the env.
+        """
+        strings = knowledge.strings()
+        for tool in self.tools:
+            if len(tool.params) == 1 and tool.params[0].type == "string":
+                for value in strings:
+                    yield tool.name, {tool.params[0].name: value}
+
+    def learn(self, tool: str, args: dict[str, Any], observation: str, knowledge: Knowledge) -> None:
+        """Record what a successful call showed beyond its values (e.g. a sheet's size); a no-op here."""
+
     def would_succeed(self, name: str, args: dict[str, Any]) -> bool:
         """Whether a call would run without error now; a dry run that leaves the store and session as they are."""
         tool = self.get_tool(name)
@@ -352,14 +372,19 @@ class ToolEnv(TextEnv):
         self.tools: ToolSet | None = None
         self.gold_calls: list[tuple[str, dict[str, Any]]] = []
         self.made_calls: set[str] = set()
+        self.knowledge = Knowledge()
+        self._admissible_cache: tuple[tuple, int, tuple[str, ...]] | None = None
 
     # ----------------------------------------------------------- hooks for the two envs
     def finish_tool(self) -> Tool:
         raise NotImplementedError
 
     def _on_call(self, tool: str, args: dict[str, Any], observation: str) -> None:
-        """Record a successful call (progress bookkeeping)."""
+        """Record a successful call (progress bookkeeping) and what its output showed the agent."""
         self.made_calls.add(canonical_call(tool, args))
+        self.knowledge.learn_output(observation)
+        assert self.tools is not None
+        self.tools.learn(tool, args, observation, self.knowledge)
 
     def _on_finish(self, args: dict[str, Any]) -> str:
         """Handle a validated ``finish`` call; return its observation."""
@@ -411,23 +436,79 @@ class ToolEnv(TextEnv):
         return format_call(tool.name, args)
 
     def admissible_actions(self) -> list[str] | None:
-        """A representative list of valid calls (the full set of valid calls is unbounded).
+        """A sample of the valid calls built only from what the agent has seen (see :class:`ToolEnv`).
 
-        The oracle's next call, then those of the task's gold calls (the calls on the entities the goal
-        mentions) and of the tools without arguments that would run without error now (checked by a
-        dry run), in that order without duplicates. Every listed action is valid in the current state.
+        Every zero-argument tool that would run now; the ``finish`` calls of :meth:`_finish_candidates`;
+        then calls whose arguments are entities from the goal or the observations so far
+        (:meth:`ToolSet.candidates`), taken round-robin over the tools from seeded shuffles and kept when
+        a dry run succeeds, up to :data:`ADMISSIBLE_CAP` actions in all. Sorted by text. The list is a
+        function of the env state (deterministic; cached until the state changes), never of the gold
+        calls or answer.
         """
         if self.tools is None:
             return None
-        expert = self.expert_action()
-        candidates = [(t, a) for t, a in self.gold_calls]
-        candidates += [(t.name, {}) for t in type(self.tools).tools if not any(p.required for p in t.params)]
-        out = [] if expert is None else [expert]
-        for tool, args in candidates:
+        session = json.dumps(self.tools.session, sort_keys=True, default=str)
+        key = (self.task_id, self.knowledge.version, session, len(self.made_calls))
+        cached = self._admissible_cache
+        if cached is not None and cached[0] == key and cached[1] == self.tools.conn.total_changes:
+            return list(cached[2])
+        rng = random.Random(f"{self.task_id}|{self.knowledge.version}|{len(self.made_calls)}|{session}")
+        out: list[str] = []
+        seen: set[str] = set()
+
+        def add(tool: str, args: dict[str, Any]) -> None:
             text = format_call(tool, args)
-            if text not in out and self.tools.would_succeed(tool, args):
+            if text not in seen:
+                seen.add(text)
                 out.append(text)
+
+        zero_arg = [t.name for t in type(self.tools).tools if not any(p.required for p in t.params)]
+        for name in zero_arg:
+            if self.tools.would_succeed(name, {}):
+                add(name, {})
+        for args in self._finish_candidates(rng):
+            add("finish", args)
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for name, args in self.tools.candidates(self.knowledge):
+            if args:
+                groups.setdefault(name, []).append(args)
+        order = sorted(groups)
+        rng.shuffle(order)
+        for name in order:
+            rng.shuffle(groups[name])
+        budget = MAX_DRY_RUNS
+        while order and budget > 0 and len(out) < ADMISSIBLE_CAP:
+            for name in list(order):
+                if not groups[name]:
+                    order.remove(name)
+                    continue
+                args = groups[name].pop()
+                text = format_call(name, args)
+                if text in seen:
+                    continue
+                budget -= 1
+                if self.tools.would_succeed(name, args):
+                    seen.add(text)
+                    out.append(text)
+                if budget <= 0 or len(out) >= ADMISSIBLE_CAP:
+                    break
+        out.sort()
+        self._admissible_cache = (key, self.tools.conn.total_changes, tuple(out))
         return out
+
+    def _finish_candidates(self, rng: random.Random) -> list[dict[str, Any]]:
+        """The ``finish`` calls to list (their arguments); subclasses decide."""
+        return [{}]
+
+    def _reset_knowledge(self, goal: str) -> None:
+        """Start the episode's record of seen entities from the goal text."""
+        self.knowledge = Knowledge()
+        self.knowledge.learn_goal(goal)
+        self._admissible_cache = None
+
+    def _set_knowledge(self, state: dict[str, Any]) -> None:
+        self.knowledge = Knowledge.from_state(state)
+        self._admissible_cache = None
 
     def _next_gold_call(self) -> str | None:
         for tool, args in self.gold_calls:

@@ -7,10 +7,13 @@ person by name to get its id, then look up details, cast, crew, companies, count
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
+from agentrm_gym.envs.tools.knowledge import Knowledge
 from agentrm_gym.envs.tools.question import Question
 
 WORD1 = ("Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Frozen", "Distant", "Electric",
@@ -37,6 +40,9 @@ CHARACTERS = ("Detective", "Captain", "Doctor", "Professor", "Mother", "Stranger
 CREW_JOBS = (("Director", "Directing"), ("Screenplay", "Writing"), ("Producer", "Production"),
              ("Original Music Composer", "Sound"), ("Director of Photography", "Camera"))
 NUM_MOVIES = 220
+#: The tools whose outputs list movies (the others list people).
+MOVIE_LISTS = frozenset({"get_search_movie", "get_movie_details", "get_person_cast", "get_person_crew"})
+ID_RE = re.compile(r'"id": (\d+)')
 NUM_PEOPLE = 300
 
 
@@ -133,6 +139,23 @@ class MovieTools(ToolSet):
              (Param("person_id", "integer", "The id of the person."),),
              "A list of movies with id, title and job."),
     )
+
+    def candidates(self, knowledge: Knowledge) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Searches for every seen string; every id-taking tool on every seen id."""
+        for text in knowledge.strings(min_len=3):
+            yield "get_search_movie", {"movie_name": text}
+            yield "get_search_person", {"person_name": text}
+        for kind in ("movie_id", "person_id"):
+            for value in knowledge.ints(("obs",), (kind,)):
+                for tool in self.tools:
+                    if tool.params and tool.params[0].name == kind:
+                        yield tool.name, {kind: value}
+
+    def learn(self, tool: str, args: dict[str, Any], observation: str, knowledge: Knowledge) -> None:
+        """Tell movie ids from person ids by the tool that listed them."""
+        kind = "movie_id" if tool in MOVIE_LISTS else "person_id"
+        for match in ID_RE.finditer(observation):
+            knowledge.add("obs", kind, int(match.group(1)))
 
     def _movie(self, movie_id: int) -> sqlite3.Row:
         row = self.one("SELECT * FROM movies WHERE id = ?", (movie_id,))

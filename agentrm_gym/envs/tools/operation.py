@@ -141,6 +141,7 @@ class ToolOperationEnv(ToolEnv):
         self.gold_calls = list(self.task.question.calls)
         self.made_calls = set()
         self.finished = False
+        self._reset_knowledge(self.task.question.goal)
         return self.task.question.goal, self.first_observation
 
     # ----------------------------------------------------------- dynamics
@@ -186,7 +187,7 @@ class ToolOperationEnv(ToolEnv):
     def _get_state(self) -> Any:
         assert self.tools is not None
         return {"db": serialize(self.conn), "session": self.tools.session, "made": sorted(self.made_calls),
-                "finished": self.finished}
+                "finished": self.finished, "knowledge": self.knowledge.to_state()}
 
     def _set_state(self, state: Any) -> None:
         assert self.tools is not None
@@ -195,3 +196,4 @@ class ToolOperationEnv(ToolEnv):
         self.tools.session = state["session"]
         self.made_calls = set(state["made"])
         self.finished = state["finished"]
+        self._set_knowledge(state["knowledge"])

@@ -30,6 +30,9 @@ QUERY_SETS: dict[str, tuple[Any, type[ToolSet]]] = {
     "weather": (weather, weather.WeatherTools),
 }
 TEST_PER_SET = 20
+#: Most candidate answers (besides "unknown") in the admissible ``finish`` calls.
+MAX_ANSWERS = 7
+GIVE_UP = "unknown"
 #: Redraws of a question that repeats a test question before the repeat is accepted.
 MAX_DRAWS = 200
 
@@ -168,6 +171,7 @@ class ToolQueryEnv(ToolEnv):
         self.seen_outputs = set()
         self.answer = None
         self.correct = False
+        self._reset_knowledge(question.goal)
         return question.goal, self.first_observation
 
     def _gold_outputs(self, toolset: str, question: Question) -> list[str]:
@@ -186,6 +190,13 @@ class ToolQueryEnv(ToolEnv):
         for i, gold in enumerate(self.gold_outputs):
             if observation == gold:
                 self.seen_outputs.add(i)
+
+    def _finish_candidates(self, rng: random.Random) -> list[dict[str, Any]]:
+        """``unknown`` and up to :data:`MAX_ANSWERS` values that tool outputs have shown (a seeded sample)."""
+        answers = self.knowledge.answers()
+        if len(answers) > MAX_ANSWERS:
+            answers = rng.sample(answers, MAX_ANSWERS)
+        return [{"answer": GIVE_UP}, *({"answer": a} for a in answers)]
 
     def _on_finish(self, args: dict[str, Any]) -> str:
         self.answer = args["answer"]
@@ -217,7 +228,7 @@ class ToolQueryEnv(ToolEnv):
     def _get_state(self) -> Any:
         assert self.tools is not None
         return {"session": self.tools.session, "made": sorted(self.made_calls), "seen": sorted(self.seen_outputs),
-                "answer": self.answer, "correct": self.correct}
+                "answer": self.answer, "correct": self.correct, "knowledge": self.knowledge.to_state()}
 
     def _set_state(self, state: Any) -> None:
         assert self.tools is not None
@@ -226,6 +237,7 @@ class ToolQueryEnv(ToolEnv):
         self.seen_outputs = set(state["seen"])
         self.answer = state["answer"]
         self.correct = state["correct"]
+        self._set_knowledge(state["knowledge"])
 
     def gold_answer(self) -> Any:
         """The current task's gold answer (for tests and evaluation)."""

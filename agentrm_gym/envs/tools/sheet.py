@@ -8,19 +8,23 @@ Positions use A1 notation. A sheet must be opened (``open_sheet``) before it is 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
+from agentrm_gym.envs.tools.knowledge import Knowledge
 from agentrm_gym.envs.tools.question import Question
 
 SCHEMA = {"sheets": ("name",), "cells": ("sheet", "row", "col"), "notes": ("sheet", "row", "col")}
 OPERATORS = ("SUM", "AVERAGE", "COUNT", "MAX", "MIN", "MINUS", "PRODUCT")
 A1_RE = re.compile(r"^([A-Za-z]{1,3})([1-9]\d{0,5})$")
 NUMERIC_RE = re.compile(r"^-?(\d+\.?\d*|\.\d+)$")
+OPEN_RE = re.compile(r"^Sheet '.*' is open \((\d+) rows x (\d+) columns\)\.$", re.DOTALL)
 MAX_CELLS = 20_000
 PRODUCTS = ("Desk Lamp", "Notebook", "Stapler", "Monitor", "Keyboard", "Mouse", "Backpack", "Water Bottle",
             "Headphones", "Chair", "Whiteboard", "Printer Paper", "USB Cable", "Webcam")
@@ -190,6 +194,80 @@ class SheetTools(ToolSet):
         Tool("update_note", "Set the note of a cell.",
              (POSITION, Param("content", "string", "The text of the note.")), "A confirmation."),
     )
+
+    # ----------------------------------------------------------- admissible calls
+    def learn(self, tool: str, args: dict[str, Any], observation: str, knowledge: Knowledge) -> None:
+        """Remember the size (and header row) of the open sheet whenever an output shows it."""
+        sheet = self.session.get("sheet")
+        if sheet is None:
+            return
+        match = OPEN_RE.match(observation)
+        if match is not None:
+            known = knowledge.grids.get(sheet)
+            header = known[2] if known and known[:2] == [int(match[1]), int(match[2])] else None
+            knowledge.grids[sheet] = [int(match[1]), int(match[2]), header]
+            return
+        if not observation.startswith("[["):
+            return
+        try:
+            grid = json.loads(observation)
+        except ValueError:
+            return
+        if isinstance(grid, list) and grid and all(isinstance(r, list) for r in grid) and tool != "get_range_values":
+            knowledge.grids[sheet] = [len(grid), max(len(r) for r in grid), [str(v) for v in grid[0]]]
+
+    def candidates(self, knowledge: Knowledge) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Sheet calls on seen names and, once the open sheet's size is known, on its cells, rows and columns.
+
+        Written values come from the goal (its numbers and quoted words, and a row made of them) plus the
+        distractors 0 and 1; formulas run over whole columns into the cell below a column or a cell the
+        goal names.
+        """
+        quoted = knowledge.strings(("goal", "obs"), ("quoted",))
+        for name in quoted:
+            yield "open_sheet", {"name": name}
+            yield "del_sheet", {"name": name}
+        sheet = self.session.get("sheet")
+        if sheet is None or sheet not in knowledge.grids:
+            return
+        rows, cols = min(knowledge.grids[sheet][0], 30), min(knowledge.grids[sheet][1], 12)
+        goal_cells = [c for c in knowledge.values(("goal",), ("cell",)) if isinstance(c, str)]
+        positions = list(dict.fromkeys([a1(r, c) for r in range(1, rows + 2) for c in range(1, cols + 1)]
+                                       + goal_cells))
+        numbers = list(dict.fromkeys([*knowledge.numbers(("goal",)), 0, 1]))
+        words = [w for w in knowledge.strings(("goal",), ("quoted",)) if w not in knowledge.grids]
+        for r in range(1, rows + 2):
+            for c in range(1, cols + 1):
+                yield "get_A1_annotation", {"row": r, "col": c}
+        for pos in positions:
+            yield "get_cell_value", {"position": pos}
+            yield "get_note", {"position": pos}
+            for value in numbers:
+                yield "update_cell", {"position": pos, "value": value}
+            for word in words:
+                yield "update_note", {"position": pos, "content": word}
+        for c in range(1, cols + 1):
+            yield "delete_batch_data", {"dimension": "col", "index_list": [c]}
+            for order in ("asc", "des"):
+                yield "sort_sheet_by_col", {"col_num": c, "order": order}
+            span = {"start_position": a1(2, c), "end_position": a1(rows, c)}
+            yield "get_range_values", span
+            for op in ("SUM", "AVERAGE", "MAX", "MIN"):
+                yield "get_value_by_formula", {"operator": op, **span}
+                for target in dict.fromkeys([a1(rows + 1, c), *goal_cells]):
+                    yield "update_cell_by_formula", {"operator": op, **span, "result_position": target}
+        yield "get_range_values", {"start_position": "A1", "end_position": a1(rows, cols)}
+        for r in range(2, rows + 1):
+            yield "delete_batch_data", {"dimension": "row", "index_list": [r]}
+        for text in knowledge.strings(("obs",))[:40]:
+            yield "filter_cells", {"query": text}
+        goal_numbers = knowledge.numbers(("goal",))
+        if words or goal_numbers:
+            for row in ([*words, *goal_numbers], [*words, *reversed(goal_numbers)]):
+                for idx in (2, rows + 1):
+                    yield "insert_rows", {"values_list": [row], "row_idx": idx}
+        for word in words:
+            yield "insert_cols", {"values_list": [[word]], "col_idx": cols + 1}
 
     # ----------------------------------------------------------- helpers
     def _sheet(self) -> str:

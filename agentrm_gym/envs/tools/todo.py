@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
+from agentrm_gym.envs.tools.knowledge import Knowledge, shifted
 from agentrm_gym.envs.tools.question import Question
 
 SCHEMA = {"projects": ("id",), "tasks": ("id",)}
@@ -24,6 +27,9 @@ OBJECTS = ("paint samples", "the landlord", "chapter two", "budget sheet", "dent
            "meeting notes", "gift list", "insurance form", "blog post")
 COLORS = ("red", "blue", "green", "orange", "violet", "grey")
 CITIES = ("Lisbon", "Toronto", "Osaka", "Nairobi", "Denver", "Prague")
+#: Durations (minutes) offered in the admissible update_task calls besides those the agent has seen.
+DURATION_DISTRACTORS = (15, 30, 60)
+ID_RE = re.compile(r'"id": "(\d+)"')
 
 
 def build_store(rng: random.Random) -> tuple[sqlite3.Connection, dict[str, Any]]:
@@ -96,6 +102,42 @@ class TodoTools(ToolSet):
              "A confirmation."),
         Tool("check_valid_actions", "List the names of the valid tools.", (), "The tool names."),
     )
+
+    def learn(self, tool: str, args: dict[str, Any], observation: str, knowledge: Knowledge) -> None:
+        """Tell project ids from task ids by the tool that listed them."""
+        kind = {"get_projects": "project", "update_project": "project"}.get(tool, "task")
+        for match in ID_RE.finditer(observation):
+            knowledge.add("obs", kind, match.group(1))
+        if tool == "get_tasks":
+            knowledge.add("obs", "project", args["project_id"])
+
+    def candidates(self, knowledge: Knowledge) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every id-taking tool on every seen id, with seen and plausible due dates and durations.
+
+        Due dates: the goal's dates, the current date once a tool returned it and the day after and a
+        week after it, and due dates seen in outputs. Durations: the goal's numbers, the durations seen
+        and a few common ones.
+        """
+        projects = knowledge.strings(("obs",), ("project",))
+        tasks = knowledge.strings(("obs",), ("task",))
+        dates = knowledge.dates(("goal",))
+        for today in knowledge.current_dates():
+            dates += [today, shifted(today, 1), shifted(today, 7)]
+        dates = list(dict.fromkeys(dates + knowledge.dates(("obs",), ("due_date",))))
+        durations = [v for v in knowledge.ints(("goal",)) + knowledge.ints(("obs",), ("duration",))
+                     + list(DURATION_DISTRACTORS) if 0 < v <= 10_000]
+        durations = list(dict.fromkeys(durations))
+        for value in projects:
+            yield "get_tasks", {"project_id": value}
+            for flag in ("True", "False"):
+                yield "update_project", {"project_id": value, "is_favorite": flag}
+        for value in tasks:
+            for name in ("get_task_description", "get_task_duration", "complete_task", "delete_task"):
+                yield name, {"task_id": value}
+            for day in dates:
+                yield "update_task", {"task_id": value, "due_date": day}
+            for minutes in durations:
+                yield "update_task", {"task_id": value, "duration": minutes}
 
     def _project(self, project_id: str) -> sqlite3.Row:
         row = self.one('SELECT id, name, "order", color, is_favorite FROM projects WHERE id = ?', (project_id,))

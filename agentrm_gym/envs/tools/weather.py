@@ -9,12 +9,15 @@ Coordinates are matched to two decimals.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
+from agentrm_gym.envs.tools.knowledge import Knowledge, shifted
 from agentrm_gym.envs.tools.question import Question
 
 PREFIX = ("North", "South", "East", "West", "Port", "Lake", "New", "Old", "Upper", "Fort")
@@ -128,6 +131,36 @@ class WeatherTools(ToolSet):
         Tool("get_air_quality_level", "Get the air quality level of an air quality index value.",
              (Param("air_quality_index", "number", "The air quality index."),), "The level name."),
     )
+
+    def candidates(self, knowledge: Knowledge) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Coordinate lookups for seen names; every location tool on seen coordinates with seen dates.
+
+        The dates are those of the goal and the dates tools returned on their own (the current date),
+        with the days around a current date (yesterday, tomorrow, in three days) since the goals speak
+        of them; the ranges are single days and ordered pairs of those dates.
+        """
+        for name in knowledge.strings(min_len=3):
+            yield "get_latitude_longitude", {"name": name}
+        dates = knowledge.dates(("goal",))
+        for today in knowledge.current_dates():
+            dates += [today, shifted(today, -1), shifted(today, 1), shifted(today, 3)]
+        dates = list(dict.fromkeys(dates))
+        ranges = [(d, d) for d in dates] + [(a, b) for a, b in itertools.combinations(sorted(dates), 2) if a < b]
+        ranged = [t.name for t in self.tools if any(p.name == "start_date" for p in t.params)]
+        current = [t.name for t in self.tools if any(p.name == "current_date" for p in t.params)]
+        for lat, lon in knowledge.coords:
+            loc = {"latitude": lat, "longitude": lon}
+            yield "get_elevation", loc
+            for name in ranged:
+                for start, end in ranges:
+                    yield name, {**loc, "start_date": start, "end_date": end}
+            for name in current:
+                for day in dates:
+                    yield name, {**loc, "current_date": day}
+        for (lat1, lon1), (lat2, lon2) in itertools.permutations(knowledge.coords, 2):
+            yield "get_distance", {"latitude1": lat1, "longitude1": lon1, "latitude2": lat2, "longitude2": lon2}
+        for value in knowledge.numbers(("goal", "obs"), ("aqi", "european_aqi", "number")):
+            yield "get_air_quality_level", {"air_quality_index": value}
 
     @property
     def today(self) -> dt.date:
