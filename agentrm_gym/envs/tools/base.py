@@ -8,8 +8,8 @@ that does not exist) raises :class:`ToolError`, whose message becomes the observ
 only ever queried with bound parameters, so argument text never reaches SQL as code.
 
 :class:`ToolEnv` is the TextEnv base of Tool-Query and Tool-Operation: it owns the per-env SQLite
-connection, the parse/dispatch step, the ``finish`` tool, the instruction text and the
-representative admissible-action list.
+connection, the parse/dispatch step, the ``finish`` tool, the instruction text and the admissible-action
+list, which is built only from what the agent has seen (:mod:`~agentrm_gym.envs.tools.knowledge`).
 """
 
 from __future__ import annotations
@@ -360,6 +360,14 @@ class ToolEnv(TextEnv):
 
     Subclasses set ``toolsets`` (name -> ToolSet class) and implement the task hooks; the current
     tool set is ``self.tools``. ``_on_call`` and ``_on_finish`` record what a call did.
+
+    Admissible actions: ``self.knowledge`` records the entities of the goal text and of every successful
+    tool output (it is part of the snapshot state). :meth:`admissible_actions` lists every zero-argument
+    tool that would run, the ``finish`` calls of :meth:`_finish_candidates`, and calls whose arguments
+    are known entities (:meth:`ToolSet.candidates`), sampled round-robin over the tools with a seeded
+    shuffle and kept only when a dry run succeeds, at most :data:`ADMISSIBLE_CAP` in all, sorted by
+    text. The gold calls and answer are never consulted: a gold call is listed only when its arguments
+    can be read off the goal or the outputs, and then like any other candidate.
     """
 
     toolsets: ClassVar[dict[str, type[ToolSet]]] = {}

@@ -63,7 +63,7 @@ class Knowledge:
         self.grids: dict[str, list[Any]] = {}
         #: Bumped by every ``learn_*`` call (part of the state; seeds the admissible-list sampling).
         self.version = 0
-        self._index: set[str] = set()
+        self._index: set[tuple] = set()
 
     # ----------------------------------------------------------- state
     def to_state(self) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class Knowledge:
                 return
         elif not _is_number(value):
             return
-        tag = json.dumps([source, key, value])
+        tag = (source, key, type(value).__name__, value)
         if tag in self._index or len(self.facts) >= MAX_FACTS:
             return
         self._index.add(tag)
@@ -167,10 +167,10 @@ class Knowledge:
         """The distinct values of the facts from ``sources`` (under ``keys`` when given), first seen first."""
         wanted = None if keys is None else set(keys)
         out: list[Any] = []
-        seen: set[str] = set()
+        seen: set[tuple] = set()
         for source, key, value in self.facts:
             if source in sources and (wanted is None or key in wanted):
-                tag = json.dumps(value)
+                tag = (type(value).__name__, value)
                 if tag not in seen:
                     seen.add(tag)
                     out.append(value)
@@ -219,6 +219,7 @@ def shifted(day: str, days: int) -> str:
 
 def goal_first(knowledge: Knowledge, items: Sequence[Any], limit: int) -> list[Any]:
     """Up to ``limit`` of ``items``: those the goal names first, then the others in the order seen."""
-    goal = set(json.dumps(v) for v in knowledge.values(("goal",)))
-    ranked = [v for v in items if json.dumps(v) in goal] + [v for v in items if json.dumps(v) not in goal]
+    goal = {(type(v).__name__, v) for v in knowledge.values(("goal",))}
+    ranked = ([v for v in items if (type(v).__name__, v) in goal]
+              + [v for v in items if (type(v).__name__, v) not in goal])
     return ranked[:limit]

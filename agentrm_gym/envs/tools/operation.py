@@ -84,8 +84,15 @@ class ToolOperationEnv(ToolEnv):
     lists the tools of the task's set. ``finish with Action Input: {}`` ends the episode. Bad input
     (malformed JSON, unknown tools, missing, unknown or mistyped arguments, unknown ids) gives an
     ``Error: ...`` observation, ``action_valid=False`` and leaves the store unchanged (each call runs in a
-    transaction). ``admissible_actions`` is a representative list (the oracle's next call, the task's
-    gold calls and the zero-argument tools), not every valid call.
+    transaction). ``admissible_actions`` is a sample (at most 60, sorted, deterministic per state) of the
+    valid calls an agent could form from what it has seen, never from the gold path: the zero-argument
+    tools and ``finish``; reads and writes on the project and task ids the outputs listed, with due dates
+    from the goal, the current date (once returned), the day and the week after it and the due dates
+    seen, and durations from the goal's numbers, the durations seen and 15/30/60; ``open_sheet`` and
+    ``del_sheet`` on the names the goal quotes; and, once the open sheet's size is known, cell reads,
+    sorts, single row/column deletions, column formulas and ``update_cell`` with the goal's numbers or
+    the distractors 0 and 1 on its cells. Computed values the goal only describes (a raised price, a
+    column of totals) are not offered. A uniformly random agent over this list solves few tasks.
 
     ## Observation Space
     The tool's result as JSON or text (e.g. the updated sheet as a list of rows).
@@ -103,7 +110,8 @@ class ToolOperationEnv(ToolEnv):
     ``split`` ("train" or "test"), ``num_train`` (train tasks per tool set), ``toolsets`` (sets to use).
 
     ## Version History
-    v0: initial version.
+    v0: initial version; admissible actions built from seen entities only (they used to list the gold
+    calls).
     """
 
     task_name = "ToolOperation"

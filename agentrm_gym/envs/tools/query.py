@@ -107,8 +107,16 @@ class ToolQueryEnv(ToolEnv):
     lists the current tool set's tools and their arguments. ``finish with Action Input: {"answer": ...}``
     ends the episode. Malformed JSON, unknown tools, missing, unknown or mistyped arguments and unknown
     entities give an ``Error: ...`` observation naming the problem and ``action_valid=False``.
-    ``admissible_actions`` is a representative list (the oracle's next call, the task's gold calls and
-    the zero-argument tools), not every valid call.
+    ``admissible_actions`` is a sample (at most 60, sorted, deterministic per state) of the valid calls an
+    agent could form from what it has seen, never from the gold path: the zero-argument tools; calls on
+    the entities the goal names (quoted titles, capitalised names, dates, numbers) or the outputs showed
+    (titles, authors, ids, coordinates, dates, AQI values), for each tool whose arguments they fit, e.g.
+    ``authorNodeCheck`` on a seen author once AuthorNet is loaded, or ``get_historical_temp`` on seen
+    coordinates with the goal's dates and the days around a seen current date; and ``finish`` with
+    ``"unknown"`` plus up to 7 candidate answers sampled from the values tool outputs showed and the
+    counts and sums of the lists they held (right and wrong alike). At reset the only answer offered is
+    ``"unknown"``; the gold answer is listed only after an output has shown it (or, for a count or a
+    sum, the list it comes from). A uniformly random agent over this list solves few tasks.
 
     ## Observation Space
     The tool's result as JSON or text, e.g. ``{"title": "...", "authors": [...], "year": 2019, ...}``.
@@ -126,7 +134,8 @@ class ToolQueryEnv(ToolEnv):
     ``seed`` (the database generation seed).
 
     ## Version History
-    v0: initial version.
+    v0: initial version; admissible actions built from seen entities only (they used to list the gold
+    calls).
     """
 
     task_name = "ToolQuery"
