@@ -1,0 +1,128 @@
+"""ScienceWorld env: splits, validity filter, oracle, snapshots, JVM lifetime and timeouts."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import gymnasium as gym
+import pytest
+
+from agentrm_gym.core import MissingExtra, UnknownTask, restore, snapshot
+from agentrm_gym.registry import get_spec, missing_requirements
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(missing_requirements(get_spec("ScienceWorld"))), reason="needs scienceworld"),
+]
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = gym.make("agentrm/ScienceWorld-v0", split="test")
+    yield env
+    env.close()
+
+
+def test_splits():
+    from agentrm_gym.envs.sciworld import TASK_VARIATIONS, TEST_EPISODES, ScienceWorldEnv
+
+    base = gym.make("agentrm/ScienceWorld-v0").unwrapped
+    test, train = base.task_ids("test"), base.task_ids("train")
+    assert len(test) == len(set(test)) == 90 and not set(test) & set(train)
+    assert len({t for t, _ in TEST_EPISODES}) >= 15  # spread over the task types
+    for task, var in TEST_EPISODES:
+        n_train, first, last = TASK_VARIATIONS[task]
+        assert first <= var <= last  # a test variation of the simulator
+    assert ScienceWorldEnv.parse_task_id("chemistry-mix@24") == ("chemistry-mix", 24)
+    for bad in ["boil", "boil@x", "nope@1", "boil@999"]:
+        with pytest.raises(UnknownTask):
+            ScienceWorldEnv.parse_task_id(bad)
+
+
+def test_missing_java_is_a_clear_error(monkeypatch):
+    from agentrm_gym.envs import sciworld
+
+    monkeypatch.setattr(sciworld.shutil, "which", lambda name: None)
+    with pytest.raises(MissingExtra, match="openjdk"):
+        sciworld.ScienceWorldEnv()
+
+
+def test_reset_observation_goal_admissible(env):
+    obs, info = env.reset(seed=0, options={"task_id": "find-animal@225"})
+    assert obs.startswith("This room is called") or "location is called" in obs
+    assert info["goal"].startswith("Your task is to")
+    acts = info["admissible_actions"]
+    assert "look around" in acts and "inventory" in acts and acts == sorted(acts)
+
+
+def test_oracle_and_deviation(env):
+    base = env.unwrapped
+    obs, info = env.reset(seed=0, options={"task_id": "chemistry-mix@24"})
+    steps = 0
+    term = trunc = False
+    while not (term or trunc):
+        action = base.expert_action()
+        if action is None:
+            break
+        obs, _, term, trunc, info = env.step(action)
+        assert info["action_valid"], (action, obs)
+        steps += 1
+    assert info["success"] and info["progress"] == 1.0 and steps <= 30
+    env.reset(seed=0, options={"task_id": "chemistry-mix@24"})
+    env.step("look around")  # not the gold path's first action
+    assert base.expert_action() is None
+
+
+def test_garbage_never_reaches_the_jvm(env):
+    base = env.unwrapped
+    env.reset(seed=0, options={"task_id": "find-plant@225"})
+    sent = []
+    real_call = base.simulator.call
+
+    def spy(fn, what, timeout=None):
+        sent.append(what)
+        return real_call(fn, what, timeout)
+
+    base.simulator.call = spy
+    try:
+        for garbage in ["'; DROP TABLE items; --", "x" * 5000, "☃ take", "go\x00to", "reset task"]:
+            obs, reward, _, _, info = env.step(garbage)
+            assert obs == "No known action matches that input." and not info["action_valid"] and reward == 0
+        assert not any(w in sent for w in ["reset task", "☃ take"])
+        assert all(w.startswith("get_") for w in sent)  # only admissible-list queries went out
+        obs, _, _, _, info = env.step("open door to nowhere")  # known words, but the parser rejects it
+        assert not info["action_valid"]
+        obs, _, _, _, info = env.step("Look Around.")
+        assert info["action_valid"] and "called" in obs
+    finally:
+        base.simulator.call = real_call
+
+
+def test_snapshot_restore_replays_exactly(env):
+    obs, info = env.reset(seed=0, options={"task_id": "find-animal@226"})
+    env.step("look around")
+    state = snapshot(env)
+    first = env.step("inventory")
+    began = time.perf_counter()
+    restore(env, state)
+    elapsed = time.perf_counter() - began
+    assert env.step("inventory") == first
+    assert elapsed < 30
+
+
+def test_close_stops_the_jvm_and_timeouts_raise():
+    from agentrm_gym.envs.sciworld import SimulatorTimeout
+
+    env = gym.make("agentrm/ScienceWorld-v0", split="test")
+    env.reset(seed=0)
+    sim = env.unwrapped.simulator
+    pid = sim.pid
+    assert pid is not None and os.path.exists(f"/proc/{pid}")
+    with pytest.raises(SimulatorTimeout, match="sleepy"):
+        sim.call(lambda b: time.sleep(3), "sleepy", timeout=0.2)
+    assert not sim.running and not os.path.exists(f"/proc/{pid}")
+    env.reset(seed=0)  # a new JVM
+    pid = sim.pid
+    env.close()
+    assert not os.path.exists(f"/proc/{pid}")
