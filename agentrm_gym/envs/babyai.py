@@ -345,9 +345,16 @@ class BabyAIEnv(TextEnv):
                 self._label_counts[base] = self._label_counts.get(base, 0) + 1
                 obj.agentrm_label = self._label_counts[base]
         objects = [(d, (x, y), obj) for d, x, y, obj in visible]
-        self._cache = {"objects": objects, "bfs": self._bfs()}
-        self._cache["actions"] = self._macros()
+        self._cache = {"objects": objects}
         return self._cache
+
+    def _macro_table(self) -> dict[str, list[int]]:
+        """The admissible commands of the current state -> primitives (BFS computed once per state)."""
+        view = self._view()
+        if "actions" not in view:
+            view["bfs"] = self._bfs()
+            view["actions"] = self._macros()
+        return view["actions"]
 
     @staticmethod
     def obj_name(obj: Any) -> str:
@@ -432,7 +439,7 @@ class BabyAIEnv(TextEnv):
 
     def _path(self, target: Cell, arrive: bool) -> list[int] | None:
         """Primitives that reach ``target`` (``arrive``) or face it; ``None`` when there is no path."""
-        parent = self._view()["bfs"]
+        parent = self._cache["bfs"]  # type: ignore[index]
         best: Pose | None = None
         best_len = None
         for pose in parent:
@@ -487,7 +494,7 @@ class BabyAIEnv(TextEnv):
         return acts
 
     def admissible_actions(self) -> list[str]:
-        return list(self._view()["actions"])
+        return list(self._macro_table())
 
     # -------------------------------------------------------------- dynamics
     def _find_object(self, color: str, kind: str, number: int) -> Any:
@@ -561,7 +568,7 @@ class BabyAIEnv(TextEnv):
             if command == "inventory":
                 return StepOutcome(self._carrying_text())
             return StepOutcome(self._valid_actions_text())
-        macros = self._view()["actions"]
+        macros = self._macro_table()
         if command in macros:
             primitives = macros[command]
         elif command in ("pickup", "pick up"):
@@ -674,7 +681,7 @@ class BabyAIEnv(TextEnv):
     def _bot_plan(self) -> tuple[list[int], list[Any]] | None:
         """Simulate BabyAIBot variants from the current state; the shortest successful primitive plan.
 
-        Returns the primitives and, for each, the object in front before it (what it acts on).
+        Returns the primitives and, for each, the cell in front before it (what it acts on).
         """
         env = self.env
         saved = self._get_state()
@@ -715,7 +722,7 @@ class BabyAIEnv(TextEnv):
                 action = bot.replan(action)
                 if action == env.actions.done:
                     return None
-                fronts.append(env.grid.get(*env.front_pos))
+                fronts.append(tuple(int(v) for v in env.front_pos))
                 prims.append(int(action))
                 _, reward, terminated, _, _ = env.step(action)
                 if terminated:
@@ -727,16 +734,28 @@ class BabyAIEnv(TextEnv):
     def expert_action(self) -> str | None:
         if self.env is None or self._won or self._lost:
             return None
-        key = (tuple(int(v) for v in self.env.agent_pos), int(self.env.agent_dir), self._steps,
-               tuple(self._actions))
-        if key in self._plan_cache:
-            return self._plan_cache[key][0]
-        plan = self._bot_plan()
-        if plan is None:
-            return None
-        action = self._compress(*plan)
-        self._plan_cache = {key: [action]}
+        key = (self._task_id, tuple(self._actions))
+        cached = self._plan_cache.get(key)
+        if cached is not None:  # keep following the plan that the last walking step was part of
+            prims, fronts = cached
+        else:
+            plan = self._bot_plan()
+            if plan is None:
+                return None
+            prims, fronts = plan
+        action = self._compress(prims, fronts)
+        self._plan_cache = {}
+        single = action == PRIMITIVE_TEXT[Actions(prims[0])] or (
+            prims[0] == Actions.pickup and action.startswith("pickup ") and fronts[0] == self._front_cell()
+        )
+        if single and len(prims) > 1:
+            # the action is the plan's next primitive: keep the plan, since a fresh bot at every step
+            # would dither (turning towards and away from a drop spot, re-fetching a key it just put down)
+            self._plan_cache[(self._task_id, (*self._actions, action))] = (prims[1:], fronts[1:])
         return action
+
+    def _front_cell(self) -> Cell:
+        return (int(self.env.front_pos[0]), int(self.env.front_pos[1]))
 
     def _label(self, obj: Any) -> str | None:
         if obj is None or getattr(obj, "agentrm_label", None) is None:
@@ -745,7 +764,7 @@ class BabyAIEnv(TextEnv):
 
     def _compress(self, prims: list[int], fronts: list[Any]) -> str:
         """Express the bot's next stretch of primitives as one admissible macro where possible."""
-        macros = self._view()["actions"]
+        macros = self._macro_table()
         visible = {id(o) for _, _, o in self._view()["objects"]}
         # the first interaction of the plan (or the end, where a go-to mission is reached)
         t = next((i for i, a in enumerate(prims) if a in (Actions.pickup, Actions.drop, Actions.toggle)),
@@ -756,7 +775,8 @@ class BabyAIEnv(TextEnv):
             if label and f"go to {label}" in macros:
                 return f"go to {label}"
         else:
-            obj = fronts[t]
+            # the plan ran on a copy: the object acted on is the one at that cell in the live grid
+            obj = self.env.grid.get(*fronts[t])
             label = self._label(obj) if obj is not None and id(obj) in visible else None
             if prims[t] == Actions.pickup:
                 if t == 0:

@@ -1,0 +1,176 @@
+"""Env throughput: random-admissible steps/s, snapshot/restore cost and replay cost, for every registered env.
+
+Usage::
+
+    python benchmarks/env_throughput.py                    # every env available in this install
+    python benchmarks/env_throughput.py --envs Maze,BabyAI --steps 500
+
+For each env id of :func:`agentrm_gym.registry.available_specs` (tasks whose backend is missing are listed
+as skipped; an env that fails to construct or step is reported in the table, not raised) it measures:
+
+* ``steps/s``: random admissible actions (``action_space.sample()`` where the list is unknown), resetting
+  to the next test task at the end of an episode;
+* ``snap+restore ms``: one ``snapshot()`` plus one ``restore()`` (the native path where the env has one);
+* ``replay ms``: the base class fallback, ``TextEnv.replay(task_id, reset_rng, actions)`` of the same
+  snapshot, i.e. what restore would cost without a native state.
+
+It also steps raw minigrid (random primitive actions on the same BabyAI levels) and prints the ratio of
+raw minigrid to BabyAI text-env steps/s: the cost of the text layer (rendering, BFS macros, admissible list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import random
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+import agentrm_gym  # noqa: F401  (registers the ids)
+from agentrm_gym.core import TextEnv, unwrap_text_env
+from agentrm_gym.registry import TASKS, available_specs, missing_requirements
+
+
+@dataclass
+class Row:
+    env_id: str
+    status: str = "ok"
+    steps_per_s: float | None = None
+    snapshot_ms: float | None = None
+    replay_ms: float | None = None
+    native: bool | None = None
+    replay_len: int = 0
+
+
+def random_steps(env: gym.Env, base: TextEnv, n: int, rng: random.Random) -> float:
+    """Steps/s of ``n`` random admissible actions, cycling through the test tasks."""
+    tasks = base.task_ids("test")
+    k = 0
+    _, info = env.reset(seed=0, options={"task_id": tasks[k % len(tasks)]})
+    start = time.perf_counter()
+    for _ in range(n):
+        acts = info.get("admissible_actions")
+        action = rng.choice(acts) if acts else env.action_space.sample()
+        _, _, term, trunc, info = env.step(action)
+        if term or trunc:
+            k += 1
+            _, info = env.reset(seed=k, options={"task_id": tasks[k % len(tasks)]})
+    return n / (time.perf_counter() - start)
+
+
+def snapshot_costs(env: gym.Env, base: TextEnv, rng: random.Random, depth: int, reps: int) -> tuple:
+    """(native snapshot+restore ms, replay ms, whether native, replayed actions) at ``depth`` steps in."""
+    _, info = env.reset(seed=0, options={"task_id": base.task_ids("test")[0]})
+    for _ in range(depth):
+        acts = info.get("admissible_actions")
+        _, _, term, trunc, info = env.step(rng.choice(acts) if acts else env.action_space.sample())
+        if term or trunc:
+            break
+    start = time.perf_counter()
+    for _ in range(reps):
+        state = base.snapshot()
+        base.restore(state)
+    snap_ms = (time.perf_counter() - start) * 1000 / reps
+    state = base.snapshot()
+    start = time.perf_counter()
+    for _ in range(reps):
+        base.replay(state.task_id, state.reset_rng, state.actions)
+    replay_ms = (time.perf_counter() - start) * 1000 / reps
+    base.restore(state)
+    return snap_ms, replay_ms, state.native is not None, len(state.actions)
+
+
+def measure(env_id: str, steps: int, depth: int, reps: int) -> Row:
+    row = Row(env_id)
+    try:
+        env = gym.make(env_id, split="test", disable_env_checker=True)
+        base = unwrap_text_env(env)
+    except Exception as err:  # a broken env is a row in the table, not a crash
+        row.status = f"construct failed: {type(err).__name__}: {err}"[:80]
+        return row
+    try:
+        rng = random.Random(0)
+        row.steps_per_s = random_steps(env, base, steps, rng)
+        row.snapshot_ms, row.replay_ms, row.native, row.replay_len = snapshot_costs(env, base, rng, depth, reps)
+    except Exception as err:
+        row.status = f"failed: {type(err).__name__}: {err}"[:80]
+    finally:
+        with contextlib.suppress(Exception):
+            env.close()
+    return row
+
+
+def raw_minigrid_steps_per_s(steps: int) -> float:
+    """Random primitive actions on the BabyAI test levels, straight on minigrid."""
+    from agentrm_gym.envs.babyai import ALL_LEVELS, TEST_LEVEL_IDS, TEST_SEEDS, minigrid_id
+
+    rng = random.Random(0)
+    levels = [ALL_LEVELS[i] for i in TEST_LEVEL_IDS]
+    envs = {lv: gym.make(minigrid_id(lv), disable_env_checker=True).unwrapped for lv in levels}
+    k = 0
+    env = envs[levels[0]]
+    with contextlib.redirect_stdout(io.StringIO()):
+        env.reset(seed=TEST_SEEDS[0])
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(rng.randrange(6))
+        if term or trunc or env.step_count >= 30:
+            k += 1
+            env = envs[levels[k % len(levels)]]
+            with contextlib.redirect_stdout(io.StringIO()):
+                env.reset(seed=TEST_SEEDS[k % len(TEST_SEEDS)])
+    return steps / (time.perf_counter() - start)
+
+
+def fmt(x: float | None, spec: str) -> str:
+    width = int(spec.split(".")[0])
+    return f"{'-':>{width}}" if x is None else format(x, spec)
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", default="", help="comma-separated task names (default: all available)")
+    parser.add_argument("--steps", type=int, default=1000, help="random steps per env")
+    parser.add_argument("--depth", type=int, default=10, help="steps taken before the snapshot measurement")
+    parser.add_argument("--reps", type=int, default=20, help="repetitions of snapshot/restore and of replay")
+    args = parser.parse_args(argv)
+    wanted = {w.strip().lower() for w in args.envs.split(",") if w.strip()}
+    unknown = wanted - {name.lower() for name in TASKS}
+    if unknown:
+        parser.error(f"unknown task(s) {sorted(unknown)}; known: {', '.join(TASKS)}")
+
+    rows: list[Row] = []
+    for spec in available_specs():
+        if wanted and spec.name.lower() not in wanted:
+            continue
+        missing = missing_requirements(spec)
+        if missing:
+            rows.append(Row(spec.env_id, status=f"skipped: needs {', '.join(missing)} ([{spec.extra}])"))
+            continue
+        rows.append(measure(spec.env_id, args.steps, args.depth, args.reps))
+    for name in sorted(wanted - {s.name.lower() for s in available_specs()}):
+        rows.append(Row(f"agentrm/{TASKS[next(k for k in TASKS if k.lower() == name)].name}-v0",
+                        status="not implemented yet"))
+
+    header = f"{'env':<28} {'steps/s':>9} {'snap+restore ms':>16} {'native':>7} {'replay ms':>10} {'replayed':>9}  status"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        native = "-" if r.native is None else ("yes" if r.native else "no")
+        print(f"{r.env_id:<28} {fmt(r.steps_per_s, '9.0f')} {fmt(r.snapshot_ms, '16.3f')} {native:>7} "
+              f"{fmt(r.replay_ms, '10.2f')} {r.replay_len if r.native is not None else '-':>9}  {r.status}")
+
+    babyai = next((r for r in rows if r.env_id == "agentrm/BabyAI-v0" and r.steps_per_s), None)
+    if babyai is not None:
+        raw = raw_minigrid_steps_per_s(args.steps)
+        print(f"\nraw minigrid (random primitives, same BabyAI levels): {raw:.0f} steps/s; "
+              f"text layer costs x{raw / babyai.steps_per_s:.1f} per step "
+              "(one text step may run several primitives)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
