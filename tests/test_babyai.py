@@ -148,7 +148,7 @@ def test_native_snapshot_is_exact_and_picklable(env):
 
 
 def test_oracle_solves_mixed_levels(env):
-    for task_id in ("BabyAI-OpenRedDoor-v0@1234", "BabyAI-GoToSeqS5R2-v0@1234", "BabyAI-PickupLoc-v0@1236"):
+    for task_id in ("BabyAI-OpenRedDoor-v0@1234", "BabyAI-OpenDoorsOrderN4Debug-v0@1234", "BabyAI-GoToSeqS5R2-v0@1234", "BabyAI-PickupLoc-v0@1236"):
         _, info = env.reset(options={"task_id": task_id})
         for _ in range(30):
             _, _, term, _, info = env.step(env.expert_action())

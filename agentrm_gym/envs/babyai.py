@@ -81,6 +81,59 @@ def _relink_instrs(instr: Any, env: Any) -> None:
         _relink_instrs(instr.instr_b, env)
 
 
+class _StrictBeforeInstr(BeforeInstr):
+    """``a, then b`` without judging b on the action that completed a (see :func:`_fix_strict_sequences`)."""
+
+    def verify(self, action: Any) -> str:
+        if self.a_done != "success":
+            self.a_done = self.instr_a.verify(action)
+            if self.a_done == "failure":
+                return "failure"
+            if self.a_done == "success":
+                return "continue"
+            if self.strict and self.instr_b.verify(action) == "success":
+                return "failure"
+            return "continue"
+        self.b_done = self.instr_b.verify(action)
+        return self.b_done if self.b_done in ("success", "failure") else "continue"
+
+
+class _StrictAfterInstr(AfterInstr):
+    """``a after you b`` without judging a on the action that completed b (see :func:`_fix_strict_sequences`)."""
+
+    def verify(self, action: Any) -> str:
+        if self.b_done != "success":
+            self.b_done = self.instr_b.verify(action)
+            if self.b_done == "failure":
+                return "failure"
+            if self.b_done == "success":
+                return "continue"
+            if self.strict and self.instr_a.verify(action) == "success":
+                return "failure"
+            return "continue"
+        self.a_done = self.instr_a.verify(action)
+        return self.a_done if self.a_done in ("success", "failure") else "continue"
+
+
+def _fix_strict_sequences(instr: Any) -> None:
+    """Work around a minigrid 3.2 verifier bug that makes strict door-order missions unsolvable.
+
+    ``BeforeInstr``/``AfterInstr`` re-verify the second clause with the very action that completed the
+    first one; with strict ``OpenInstr`` clauses (OpenDoorsOrderN4Debug) the toggle that opened the first
+    door is then judged as opening the *wrong* door for the second clause, and the episode fails. Only
+    sequences whose second clause is strict get the corrected class.
+    """
+    if isinstance(instr, SeqInstr):
+        second = instr.instr_b if isinstance(instr, BeforeInstr) else instr.instr_a
+        if getattr(second, "strict", False):
+            if type(instr) is BeforeInstr:
+                instr.__class__ = _StrictBeforeInstr
+            elif type(instr) is AfterInstr:
+                instr.__class__ = _StrictAfterInstr
+        _fix_strict_sequences(instr.instr_a)
+        _fix_strict_sequences(instr.instr_b)
+
+
 def _leaf_instrs(instr: Any) -> list[Any]:
     if isinstance(instr, SeqInstr):
         return _leaf_instrs(instr.instr_a) + _leaf_instrs(instr.instr_b)
@@ -245,7 +298,9 @@ class BabyAIEnv(TextEnv):
     ``split`` ("train" or "test"), ``num_train_seeds`` (train seeds per level, default 40).
 
     ## Version History
-    v0: initial version (minigrid 3.2 levels; GoToObjS6 is minigrid's ``-v1``).
+    v0: initial version (minigrid 3.2 levels; GoToObjS6 is minigrid's ``-v1``). Strict "open X after you
+    open Y" missions get a fix of minigrid's sequence verifier, which otherwise fails them on the toggle
+    that completes the first clause (see ``_fix_strict_sequences``).
     """
 
     task_name = "BabyAI"
@@ -301,6 +356,7 @@ class BabyAIEnv(TextEnv):
         self.env = self._level_env(level)
         with contextlib.redirect_stdout(io.StringIO()):  # "Sampling rejected: unreachable object"
             self.env.reset(seed=seed)
+        _fix_strict_sequences(self.env.instrs)
         self._seen = np.zeros((self.env.width, self.env.height), dtype=bool)
         self._label_counts = {}
         self._achieved = set()
