@@ -7,8 +7,9 @@
    potential shaping ``0.99 * V(s') - V(s)`` by the RM; evaluate both every ``--eval-every`` steps on the 25
    double-T start cells (greedy masked actions) and print the two success-rate curves side by side.
 
-Run:  python examples/ppo_maze_shaped.py --steps 10000 --eval-every 2000
-TensorBoard logs go to runs/Maze__ppo_sparse__{seed} and runs/Maze__ppo_rm__{seed}.
+Run:  python examples/ppo_maze_shaped.py --steps 10000 --eval-every 2000 --seeds 0 1 2
+TensorBoard logs go to runs/Maze__ppo_sparse__{seed} and runs/Maze__ppo_rm__{seed}; curves are averaged over
+the PPO seeds (one seed is noisy).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20_000, help="PPO env steps per run")
     ap.add_argument("--eval-every", type=int, default=2_000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the RM data and training")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="PPO seeds (curves are averaged)")
     ap.add_argument("--rm-episodes", type=int, default=60, help="labelled rollouts for the RM")
     ap.add_argument("--rm-epochs", type=int, default=4)
     ap.add_argument("--out", default="runs")
@@ -48,23 +50,27 @@ def main() -> None:
           f"pairwise acc {quality['pairwise_accuracy']:.3f}, Best-of-N acc {quality['best_of_n_accuracy']:.3f}, "
           f"Spearman {quality['spearman']:.3f}")
 
-    curves = {}
-    for name, reward in (("sparse", "sparse"), ("rm-shaped", "rm")):
-        t = time.time()
-        tag = "sparse" if reward == "sparse" else "rm"
-        res = train_maskable_ppo(
-            ENV, reward=reward, rm=rm if reward == "rm" else None, steps=args.steps, seed=args.seed, split="test",
-            eval_every=args.eval_every, eval_episodes=25, max_actions=4, feature_dim=256, gamma=0.99,
-            logdir=f"{args.out}/Maze__ppo_{tag}__{args.seed}", n_steps=512, batch_size=128,
-        )
-        curves[name] = res.curve
-        print(f"{name}: {args.steps} steps in {time.time() - t:.0f}s")
+    curves: dict[str, list[list[dict[str, float]]]] = {"sparse": [], "rm-shaped": []}
+    for seed in args.seeds:
+        for name, reward in (("sparse", "sparse"), ("rm-shaped", "rm")):
+            t = time.time()
+            tag = "sparse" if reward == "sparse" else "rm"
+            res = train_maskable_ppo(
+                ENV, reward=reward, rm=rm if reward == "rm" else None, steps=args.steps, seed=seed, split="test",
+                eval_every=args.eval_every, eval_episodes=25, max_actions=4, feature_dim=256, gamma=0.99,
+                logdir=f"{args.out}/Maze__ppo_{tag}__{seed}", n_steps=512, batch_size=128,
+            )
+            curves[name].append(res.curve)
+            print(f"{name} seed {seed}: {args.steps} steps in {time.time() - t:.0f}s; success "
+                  + " ".join(f"{p['success_rate']:.2f}" for p in res.curve))
 
-    print("\nsuccess rate on the 25 double-T starts (greedy policy)")
+    print(f"\nsuccess rate on the 25 double-T starts (greedy policy), mean over seeds {args.seeds}")
     print(f"{'steps':>8}  {'sparse':>8}  {'rm-shaped':>9}")
-    for a, b in zip(curves["sparse"], curves["rm-shaped"], strict=False):
-        print(f"{int(a['steps']):>8}  {a['success_rate']:>8.2f}  {b['success_rate']:>9.2f}")
-
+    n = min(len(c) for runs in curves.values() for c in runs)
+    for i in range(n):
+        steps = int(curves["sparse"][0][i]["steps"])
+        mean = {k: sum(c[i]["success_rate"] for c in runs) / len(runs) for k, runs in curves.items()}
+        print(f"{steps:>8}  {mean['sparse']:>8.2f}  {mean['rm-shaped']:>9.2f}")
 
 if __name__ == "__main__":
     main()

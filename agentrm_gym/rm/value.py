@@ -208,8 +208,17 @@ def train_value_rm(
                      "tasks": sorted({s.task for s, _ in data}), "value_mean": float(values.mean()),
                      "value_std": float(values.std())},
         "metrics": {k: summary[k] for k in ("best_val_loss", "steps", "epochs_run", "train_seconds")}
-        | ({"val_spearman": summary["history"][-1].get("val_spearman")} if summary["history"] else {}),
+        | _best_record(summary["history"]),
         "train_config": cfg.__dict__ | {"lr": summary["lr"]},
     }
     rm.save(out_dir)
     return rm
+
+
+def _best_record(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Validation metrics of the epoch whose weights were kept (the lowest validation loss)."""
+    scored = [h for h in history if "val_loss" in h]
+    if not scored:
+        return {}
+    best = min(scored, key=lambda h: h["val_loss"])
+    return {"val_spearman": best.get("val_spearman"), "best_epoch": best["epoch"]}
