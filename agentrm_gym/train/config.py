@@ -1,0 +1,154 @@
+"""The pipeline's configuration: one dataclass whose fields carry their help text, and its presets.
+
+The same dataclass feeds ``agentrm pipeline`` and the stage commands (``--preset`` picks the defaults,
+``--set field=value`` overrides any field) and is written to ``<run>/config.json`` at the start of a run.
+Presets:
+
+* ``smoke`` - Maze and PDDL only, a tiny policy and a tiny from-scratch RM: the end-to-end test (< 60 s);
+* ``demo`` - all nine tasks, MiniLM RM, a fixed subset of test episodes: ``make demo`` (about 20 minutes
+  on a 2-core CPU);
+* ``full`` - more data and the whole test splits (hours on a CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+HELD_IN = ("WebShop", "ALFWorld", "ScienceWorld")
+ALL_TASKS = ("WebShop", "ALFWorld", "ScienceWorld", "BabyAI", "Jericho", "PDDL", "Maze", "ToolQuery", "ToolOperation")
+
+
+def _f(default: Any, help: str) -> Any:  # noqa: A002 - CleanRL-style field help
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class PipelineConfig:
+    """Every hyperparameter of the AgentRM pipeline (DESIGN.md section 5)."""
+
+    name: str = _f("pipeline", "run name: the run directory is runs/{name}__pipeline__{seed}__{time}")
+    seed: int = _f(0, "seed of every stage (task choice, sampling, initialisation)")
+    threads: int = _f(0, "torch threads (0: all cores, at most 2)")
+    # ----------------------------------------------------------------- tasks
+    sft_tasks: list[str] = _f(list(ALL_TASKS), "tasks whose TRAIN split the expert plays for SFT data")
+    rm_tasks: list[str] = _f(list(HELD_IN), "held-in tasks: MCTS exploration and RM training data")
+    eval_tasks: list[str] = _f(list(ALL_TASKS), "tasks evaluated on their TEST split")
+    # ----------------------------------------------------------------- 1. expert
+    expert_episodes: int = _f(40, "oracle episodes per task (first ids of the train split)")
+    expert_episodes_held_in: int = _f(80, "oracle episodes per held-in task (rm_tasks)")
+    expert_noise: float = _f(0.15, "probability that an expert step is a random non-oracle admissible action")
+    expert_max_steps: int = _f(30, "step cap of an expert episode")
+    # ----------------------------------------------------------------- 2. sft
+    vocab_size: int = _f(2048, "byte-level BPE vocabulary of the tiny policy")
+    context: int = _f(512, "context length (positions) of the tiny policy; prompts are cut to fit")
+    n_layer: int = _f(2, "transformer layers of the tiny policy")
+    n_embd: int = _f(128, "width of the tiny policy")
+    n_head: int = _f(4, "attention heads of the tiny policy")
+    sft_steps: int = _f(600, "AdamW steps of SFT (brief on purpose: an imperfect policy leaves room for search)")
+    sft_batch_size: int = _f(8, "dialogues per SFT step")
+    sft_lr: float = _f(2e-3, "peak SFT learning rate (linear warm-up, cosine decay)")
+    policy: str = _f("", "use this policy directory instead of training one (skips SFT)")
+    max_new_tokens: int = _f(40, "generation cap of one policy turn")
+    # ----------------------------------------------------------------- 3. explore
+    explore_trees: int = _f(8, "MCTS trees per held-in task (train ids after the expert's)")
+    mcts_iterations: int = _f(8, "MCTS iterations per tree")
+    mcts_k: int = _f(3, "actions sampled per expansion")
+    mcts_c: float = _f(0.4, "UCT exploration constant")
+    mcts_rollouts: int = _f(1, "rollouts per new node")
+    temperature: float = _f(1.0, "sampling temperature of exploration and Best-of-N")
+    explore_max_steps: int = _f(15, "step cap of an exploration episode (tree depth plus rollout)")
+    # ----------------------------------------------------------------- 4. extract
+    labels: str = _f("mcts", "value labels: mcts (node values), td (TD(lambda) on rollouts) or mc (returns)")
+    min_visits: int = _f(1, "lambda of AgentRM: keep tree nodes visited at least this often")
+    td_lambda: float = _f(0.95, "lambda of the TD(lambda) targets")
+    td_gamma: float = _f(1.0, "discount of the TD / MC targets")
+    # ----------------------------------------------------------------- 5. train-rm
+    rm_backbone: str = _f("minilm", "RM backbone: minilm (pretrained, offline), tiny (from scratch) or a path")
+    rm_epochs: int = _f(3, "RM training epochs")
+    rm_batch_size: int = _f(16, "RM batch size")
+    rm_max_length: int = _f(256, "RM input tokens (header kept, history cut from the left)")
+    rm_lr: float = _f(0.0, "RM learning rate (0: the trainer's default)")
+    # ----------------------------------------------------------------- 6. evaluate
+    eval_episodes: int = _f(10, "test episodes per task (evenly spaced over the split; 0: all)")
+    eval_methods: list[str] = _f(["greedy", "bon:5"], "methods: greedy, bon:N (explicit RM), beam:W1xW2")
+    eval_max_steps: int = _f(0, "step cap of an evaluation episode (0: the task's registered budget)")
+    rm_eval_episodes: int = _f(4, "held-out episodes per task for RM quality (pairwise / Best-of-N acc.; 0: off)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes: Any) -> PipelineConfig:
+        return dataclasses.replace(self, **changes)
+
+    def override(self, assignments: list[str]) -> PipelineConfig:
+        """Apply ``field=value`` strings (JSON values, or plain strings; lists comma-separated)."""
+        kinds = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in kinds:
+                raise ValueError(f"bad override {item!r}: use field=value with a field of PipelineConfig "
+                                 f"({', '.join(sorted(kinds))})")
+            current = getattr(self, key)
+            if isinstance(current, list):
+                value: Any = [x.strip() for x in raw.split(",") if x.strip()]
+            elif isinstance(current, bool):
+                value = raw.strip().lower() in ("1", "true", "yes")
+            elif isinstance(current, int):
+                value = int(raw)
+            elif isinstance(current, float):
+                value = float(raw)
+            else:
+                value = raw
+            changes[key] = value
+        return self.replace(**changes)
+
+
+def field_help() -> dict[str, str]:
+    """Help text of each config field (the CLI prints it)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(PipelineConfig)}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "name": "smoke", "sft_tasks": ["Maze", "PDDL"], "rm_tasks": ["Maze"], "eval_tasks": ["Maze", "PDDL"],
+        "expert_episodes": 6, "expert_episodes_held_in": 6, "expert_max_steps": 12, "vocab_size": 400,
+        "context": 256, "n_layer": 1, "n_embd": 48, "n_head": 2, "sft_steps": 30, "sft_batch_size": 4,
+        "max_new_tokens": 12, "explore_trees": 2, "mcts_iterations": 2, "mcts_k": 2, "explore_max_steps": 4,
+        "rm_backbone": "tiny", "rm_epochs": 2, "rm_batch_size": 8, "rm_max_length": 128, "eval_episodes": 2,
+        "eval_methods": ["greedy", "bon:2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
+    },
+    "demo": {
+        "name": "demo", "expert_episodes": 30, "expert_episodes_held_in": 40, "sft_steps": 500,
+        "explore_trees": 6, "mcts_iterations": 6, "eval_episodes": 8, "eval_max_steps": 20, "rm_eval_episodes": 3,
+    },
+    "full": {
+        "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
+        "n_head": 8, "context": 1024, "sft_steps": 4000, "explore_trees": 100, "mcts_iterations": 30,
+        "explore_max_steps": 30, "rm_epochs": 3, "eval_episodes": 0, "eval_methods": ["greedy", "bon:5", "beam:5x5"],
+        "rm_eval_episodes": 10,
+    },
+}
+
+
+def preset(name: str) -> PipelineConfig:
+    """The config of a named preset (``smoke``, ``demo``, ``full``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PipelineConfig().replace(**PRESETS[name])
+
+
+def load_config(path: str) -> PipelineConfig:
+    with open(path, encoding="utf-8") as f:
+        return PipelineConfig.from_dict(json.load(f))

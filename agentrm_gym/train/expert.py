@@ -1,0 +1,109 @@
+"""Stage 1, expert data: each task's oracle plays train tasks; episodes become SFT chat data.
+
+Writes under ``<run>/expert/``:
+
+* ``trajectories.jsonl`` - one :class:`~agentrm_gym.trajectory.Trajectory` a line, appended as episodes
+  finish (a re-run skips the ``(task, task_id)`` pairs already there);
+* ``sft.jsonl`` - the same episodes as ETO/ShareGPT records (:func:`~agentrm_gym.agents.to_sharegpt` with
+  the pipeline's compact prompt);
+* ``done.json`` - counts per task and the oracle's success rate.
+
+AgentRM fine-tunes an 8B general model on held-in data only; our tiny policy starts from nothing, so it
+sees a few oracle episodes of every task's TRAIN split to learn each action grammar (never a test task).
+With probability ``expert_noise`` a step is a random non-oracle admissible action instead (the oracle
+then continues from the state it left), so the cloned policy is imperfect and its samples differ.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from agentrm_gym.agents.prompts import to_sharegpt
+from agentrm_gym.agents.runner import initial_state, step_record, to_trajectory
+from agentrm_gym.core import CHECK_VALID_ACTIONS, unwrap_text_env
+from agentrm_gym.train.common import (
+    CompactPromptBuilder,
+    done_marker,
+    is_done,
+    open_env,
+    read_done,
+    short_thought,
+    tb_writer,
+)
+from agentrm_gym.train.config import PipelineConfig
+from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
+
+
+def noisy_expert_episode(env: Any, task_id: str, seed: int, noise: float, max_steps: int,
+                         rng: np.random.Generator) -> Trajectory:
+    """One episode of the oracle with epsilon-noise; thoughts from :func:`short_thought`."""
+    obs, info = env.reset(seed=seed, options={"task_id": task_id})
+    state = initial_state(env, obs, info)
+    base = unwrap_text_env(env)
+    noisy = 0
+    for _ in range(max_steps):
+        action = base.expert_action()
+        if action is None:
+            break
+        if noise > 0 and rng.random() < noise:
+            alts = [a for a in (base.admissible_actions() or [])
+                    if a != action and a.strip().lower() != CHECK_VALID_ACTIONS]
+            if alts:
+                action = alts[int(rng.integers(len(alts)))]
+                noisy += 1
+        obs, reward, term, trunc, info = env.step(action)
+        state = state.extend(step_record(short_thought(action), action, obs, reward, info))
+        if term or trunc:
+            break
+    return to_trajectory(state, info["success"], info["progress"], seed=seed, policy="oracle",
+                         sampling={"expert_noise": noise}, meta={"noisy_steps": noisy})
+
+
+def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
+    """Play the expert episodes (resumable) and write the ShareGPT file; returns the stage summary."""
+    out = Path(root) / "expert"
+    if is_done(out):
+        return read_done(out)
+    started = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    traj_path = out / "trajectories.jsonl"
+    done = {(r["task"], str(r["task_id"])) for r in read_jsonl(traj_path)} if traj_path.exists() else set()
+    notes: list[str] = []
+    writer = tb_writer(root, "expert")
+    for t_index, task in enumerate(cfg.sft_tasks):
+        n = cfg.expert_episodes_held_in if task in cfg.rm_tasks else cfg.expert_episodes
+        env, why = open_env(task, "train")
+        if env is None:
+            notes.append(why)
+            continue
+        try:
+            ids = unwrap_text_env(env).task_ids("train")[:n]
+            todo = [i for i in ids if (task, str(i)) not in done]
+            for k, task_id in enumerate(tqdm(todo, desc=f"expert {task}", leave=False)):
+                rng = np.random.default_rng([cfg.seed, t_index, k, 17])
+                traj = noisy_expert_episode(env, task_id, cfg.seed, cfg.expert_noise, cfg.expert_max_steps, rng)
+                append_jsonl(traj_path, [traj])
+        finally:
+            env.close()
+    trajs = [Trajectory.from_dict(r) for r in read_jsonl(traj_path)] if traj_path.exists() else []
+    builder = CompactPromptBuilder()
+    sft = out / "sft.jsonl"
+    tmp = out / "sft.jsonl.tmp"
+    tmp.unlink(missing_ok=True)
+    append_jsonl(tmp, [to_sharegpt(t, builder, f"{t.task}_{t.task_id}") for t in trajs])
+    tmp.replace(sft)
+    per_task: dict[str, dict[str, float]] = {}
+    for task in sorted({t.task for t in trajs}):
+        ts = [t for t in trajs if t.task == task]
+        per_task[task] = {"episodes": len(ts), "success_rate": 100 * float(np.mean([t.success for t in ts])),
+                          "mean_steps": float(np.mean([len(t.steps) for t in ts]))}
+        if writer is not None:
+            writer.add_scalar(f"expert/{task}_success_rate", per_task[task]["success_rate"], 0)
+    if writer is not None:
+        writer.close()
+    return done_marker(out, {"episodes": len(trajs), "per_task": per_task, "notes": notes}, started)
