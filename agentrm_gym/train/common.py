@@ -128,3 +128,14 @@ def state_to_dict(s: AgentState) -> dict[str, Any]:
 
     return {"task": s.task, "task_id": s.task_id, "goal": s.goal, "observation": s.observation,
             "instruction": s.instruction, "steps": [asdict(st) for st in s.steps]}
+
+
+def repair_jsonl(path: str | Path) -> None:
+    """Drop a last line cut short by an interrupted writer, so that appending to the file stays valid JSONL."""
+    path = Path(path)
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)

@@ -32,6 +32,7 @@ from agentrm_gym.train.common import (
     is_done,
     open_env,
     read_done,
+    repair_jsonl,
     set_threads,
     tb_writer,
     write_json_atomic,
@@ -117,6 +118,7 @@ def _rm_quality(cfg: PipelineConfig, rm: Any, out: Path) -> list[dict[str, Any]]
     from agentrm_gym.rm.metrics import build_comparison_sets, evaluate_rm
 
     path = out / "rm_quality.jsonl"
+    repair_jsonl(path)
     done = {r["task"] for r in read_jsonl(path)} if path.exists() else set()
     for task in [t for t in cfg.eval_tasks if t not in cfg.rm_tasks and t not in done]:
         env, why = open_env(task, "test")
@@ -143,6 +145,7 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     set_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     ep_path = out / "episodes.jsonl"
+    repair_jsonl(ep_path)
     done = {(r["method"], r["task"], str(r["task_id"])) for r in read_jsonl(ep_path)} if ep_path.exists() else set()
     policy = make_pipeline_policy(policy_dir(root, cfg), cfg, seed=cfg.seed)
     rm = None

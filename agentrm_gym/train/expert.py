@@ -32,6 +32,7 @@ from agentrm_gym.train.common import (
     is_done,
     open_env,
     read_done,
+    repair_jsonl,
     short_thought,
     tb_writer,
 )
@@ -72,6 +73,7 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
     traj_path = out / "trajectories.jsonl"
+    repair_jsonl(traj_path)
     done = {(r["task"], str(r["task_id"])) for r in read_jsonl(traj_path)} if traj_path.exists() else set()
     notes: list[str] = []
     writer = tb_writer(root, "expert")

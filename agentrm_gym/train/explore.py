@@ -26,7 +26,15 @@ from tqdm.auto import tqdm
 
 from agentrm_gym.agents.planners import MCTS, Candidate
 from agentrm_gym.core import unwrap_text_env
-from agentrm_gym.train.common import done_marker, is_done, open_env, read_done, set_threads, tb_writer
+from agentrm_gym.train.common import (
+    done_marker,
+    is_done,
+    open_env,
+    read_done,
+    repair_jsonl,
+    set_threads,
+    tb_writer,
+)
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.train.sft_policy import make_pipeline_policy
 from agentrm_gym.trajectory import append_jsonl, read_jsonl
@@ -59,6 +67,8 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     set_threads(cfg.threads)
     (out / "trees").mkdir(parents=True, exist_ok=True)
     index = out / "index.jsonl"
+    repair_jsonl(index)
+    repair_jsonl(out / "rollouts.jsonl")
     finished = {(r["task"], str(r["task_id"])) for r in read_jsonl(index)} if index.exists() else set()
     policy = make_pipeline_policy(policy_dir(root, cfg), cfg, seed=cfg.seed)
     writer = tb_writer(root, "explore")

@@ -1,0 +1,152 @@
+"""The AgentRM pipeline: the ``smoke`` preset end to end, resumability, label formulas, tables, CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from agentrm_gym.cli import app  # noqa: E402
+from agentrm_gym.train.config import PipelineConfig, preset  # noqa: E402
+from agentrm_gym.train.evaluate import aggregate, eval_ids  # noqa: E402
+from agentrm_gym.train.expert import run_expert  # noqa: E402
+from agentrm_gym.train.extract import td_targets  # noqa: E402
+from agentrm_gym.train.pipeline import STAGE_NAMES, run_pipeline  # noqa: E402
+from agentrm_gym.trajectory import read_jsonl  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """The smoke preset, interrupted after SFT and resumed; returns (run dir, mtimes after SFT, record)."""
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    cfg = preset("smoke")
+    first = run_pipeline(cfg, out, stages=["expert", "sft"])
+    assert set(first["stages"]) == {"expert", "sft"}
+    assert not (out / "explore").exists()
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in
+              ("expert/done.json", "expert/trajectories.jsonl", "sft/done.json", "sft/policy/model.safetensors")}
+    record = run_pipeline(cfg, out)
+    return out, mtimes, record
+
+
+def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -> None:
+    out, _, record = smoke_run
+    for sub in ("expert", "sft", "explore", "extract", "rm", "eval"):
+        assert (out / sub / "done.json").is_file(), sub
+    assert json.loads((out / "config.json").read_text())["name"] == "smoke"
+    trajs = list(read_jsonl(out / "expert" / "trajectories.jsonl"))
+    assert {t["task"] for t in trajs} == {"Maze", "PDDL"} and len(trajs) == 12
+    sharegpt = list(read_jsonl(out / "expert" / "sft.jsonl"))
+    assert len(sharegpt) == 12 and sharegpt[0]["conversations"][-1]["from"] == "gpt"
+    assert sharegpt[0]["conversations"][-1]["value"].startswith("Thought: ")
+    assert (out / "sft" / "policy" / "config.json").is_file()
+    assert record["stages"]["sft"]["sampled_tokens_per_s"] > 0
+    trees = sorted((out / "explore" / "trees").glob("*.jsonl"))
+    assert len(trees) == 2 and all(t.name.startswith("Maze__") for t in trees)
+    nodes = list(read_jsonl(trees[0]))
+    assert nodes[0]["parent"] is None and nodes[0]["N"] >= 1 and nodes[0]["children"]
+    pairs = list(read_jsonl(out / "extract" / "pairs.jsonl"))
+    assert len(pairs) >= 2 and all(0.0 <= p["value"] <= 1.0 for p in pairs)
+    assert (out / "rm" / "agentrm_rm.json").is_file()
+    assert list((out / "tb").glob("*/events.out.tfevents.*"))
+    results = json.loads((out / "eval" / "results.json").read_text())
+    table = results["table"]
+    assert {"greedy", "bon:2", "sample", "pass@2 (oracle)"} <= set(table)
+    for row in table.values():
+        assert set(row["tasks"]) == {"Maze", "PDDL"}
+        assert row["tasks"]["Maze"]["episodes"] == 2
+        assert 0.0 <= row["averages"]["all_success_rate"] <= 100.0
+    # the oracle pick is an upper bound of the RM's pick
+    assert (table["pass@2 (oracle)"]["averages"]["all_progress_rate"]
+            >= table["bon:2"]["averages"]["all_progress_rate"] - 1e-9)
+    assert "| greedy |" in record["table_md"] and "held-out avg" in record["table_md"]
+    episodes = list(read_jsonl(out / "eval" / "episodes.jsonl"))
+    assert len(episodes) == 2 * 2 * 2  # tasks x methods x episodes
+    assert all(len(e["candidates"]) == 2 for e in episodes if e["method"] == "bon:2")
+
+
+def test_finished_stages_are_skipped_on_resume(smoke_run: tuple[Path, dict, dict]) -> None:
+    out, mtimes, _ = smoke_run
+    for rel, mtime in mtimes.items():
+        assert (out / rel).stat().st_mtime_ns == mtime, f"{rel} was rewritten on resume"
+    t0 = time.time()
+    again = run_pipeline(preset("smoke"), out)
+    assert time.time() - t0 < 10
+    assert again["stages"]["evaluate"]["episodes"] == 8
+
+
+def test_expert_resumes_inside_the_stage(tmp_path: Path) -> None:
+    cfg = PipelineConfig(sft_tasks=["Maze"], rm_tasks=[], expert_episodes=3, expert_max_steps=6)
+    run_expert(cfg, tmp_path)
+    path = tmp_path / "expert" / "trajectories.jsonl"
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    (tmp_path / "expert" / "done.json").unlink()
+    path.write_text(lines[0] + "\n" + lines[1][:20])  # an interrupted writer: one line cut short
+    summary = run_expert(cfg, tmp_path)
+    ids = [r["task_id"] for r in read_jsonl(path)]
+    assert summary["episodes"] == 3 and len(ids) == len(set(ids)) == 3
+
+
+def test_td_lambda_targets() -> None:
+    # lam = 1: Monte-Carlo (gamma^(T-t) R); lam = 0: one-step bootstrap on q
+    assert td_targets(1.0, [None, None, None], gamma=0.9, lam=1.0) == pytest.approx([0.81, 0.9, 1.0])
+    assert td_targets(1.0, [0.0, 0.2, 0.4], gamma=1.0, lam=0.0) == pytest.approx([0.2, 0.4, 1.0])
+    q = td_targets(1.0, [0.0, 0.5, None], gamma=1.0, lam=0.5)
+    assert q[2] == 1.0 and q[1] == pytest.approx(1.0) and q[0] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+
+
+def test_eval_ids_are_a_fixed_even_subset() -> None:
+    ids = [str(i) for i in range(100)]
+    assert eval_ids(ids, 4) == ["0", "25", "50", "75"]
+    assert eval_ids(ids, 0) == ids and eval_ids(ids[:3], 10) == ids[:3]
+
+
+def test_aggregate_averages_and_derived_rows() -> None:
+    recs = [
+        {"method": "greedy", "task": "A", "success": False, "progress": 0.5},
+        {"method": "greedy", "task": "B", "success": True, "progress": 1.0},
+        {"method": "bon:2", "task": "A", "success": True, "progress": 1.0,
+         "candidates": [{"success": True, "progress": 1.0}, {"success": False, "progress": 0.0}]},
+        {"method": "bon:2", "task": "B", "success": False, "progress": 0.2,
+         "candidates": [{"success": False, "progress": 0.2}, {"success": True, "progress": 1.0}]},
+    ]
+    t = aggregate(recs, ["A", "B"], held_in=["A"])
+    assert list(t) == ["greedy", "sample", "bon:2", "pass@2 (oracle)"]
+    assert t["greedy"]["averages"]["all_success_rate"] == 50.0
+    assert t["greedy"]["averages"]["held_in_progress_rate"] == 50.0
+    assert t["sample"]["tasks"]["A"]["success_rate"] == 50.0
+    assert t["pass@2 (oracle)"]["averages"]["all_success_rate"] == 100.0
+
+
+def test_config_overrides_and_presets() -> None:
+    cfg = preset("demo").override(["eval_episodes=3", "eval_tasks=Maze,PDDL", "temperature=0.7"])
+    assert cfg.eval_episodes == 3 and cfg.eval_tasks == ["Maze", "PDDL"] and cfg.temperature == 0.7
+    with pytest.raises(ValueError, match="field=value"):
+        cfg.override(["no_such_field=1"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")
+    assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_cli_stage_commands(smoke_run: tuple[Path, dict, dict]) -> None:
+    out, _, _ = smoke_run
+    runner = CliRunner()
+    res = runner.invoke(app, ["pipeline", "--fields"])
+    assert res.exit_code == 0 and "mcts_iterations" in res.output
+    res = runner.invoke(app, ["table", "--out", str(out)])
+    assert res.exit_code == 0 and "| greedy |" in res.output
+    res = runner.invoke(app, ["extract", "--out", str(out)])  # finished: prints its summary, redoes nothing
+    assert res.exit_code == 0 and '"pairs"' in res.output
+    res = runner.invoke(app, ["pipeline", "--out", str(out), "--stages", "nope"])
+    assert res.exit_code != 0
+    names = {c.name for c in app.registered_commands}
+    assert {"expert", "sft", "explore", "extract", "fit-rm", "evaluate", "table", "pipeline"} <= names
+    assert set(STAGE_NAMES) == {"expert", "sft", "explore", "extract", "train-rm", "evaluate"}
