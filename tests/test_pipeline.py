@@ -134,6 +134,7 @@ def test_config_overrides_and_presets() -> None:
     with pytest.raises(ValueError, match="unknown preset"):
         preset("huge")
     assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.expert_count("Jericho") == 8 and cfg.expert_count("WebShop") == cfg.expert_episodes_held_in
 
 
 def test_cli_stage_commands(smoke_run: tuple[Path, dict, dict]) -> None:

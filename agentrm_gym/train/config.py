@@ -41,6 +41,7 @@ class PipelineConfig:
     # ----------------------------------------------------------------- 1. expert
     expert_episodes: int = _f(40, "oracle episodes per task (first ids of the train split)")
     expert_episodes_held_in: int = _f(80, "oracle episodes per held-in task (rm_tasks)")
+    expert_caps: list[str] = _f([], "per-task episode caps for slow backends, e.g. Jericho:8 (TASK:N)")
     expert_noise: float = _f(0.15, "probability that an expert step is a random non-oracle admissible action")
     expert_max_steps: int = _f(30, "step cap of an expert episode")
     # ----------------------------------------------------------------- 2. sft
@@ -78,6 +79,15 @@ class PipelineConfig:
     eval_methods: list[str] = _f(["greedy", "bon:5"], "methods: greedy, bon:N (explicit RM), beam:W1xW2")
     eval_max_steps: int = _f(0, "step cap of an evaluation episode (0: the task's registered budget)")
     rm_eval_episodes: int = _f(4, "held-out episodes per task for RM quality (pairwise / Best-of-N acc.; 0: off)")
+
+    def expert_count(self, task: str) -> int:
+        """Expert episodes of ``task``: the held-in or default count, lowered by ``expert_caps``."""
+        n = self.expert_episodes_held_in if task in self.rm_tasks else self.expert_episodes
+        for cap in self.expert_caps:
+            name, _, value = cap.partition(":")
+            if name.strip() == task and value.strip():
+                n = min(n, int(value))
+        return n
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,7 +140,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_methods": ["greedy", "bon:2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
     },
     "demo": {
-        "name": "demo", "expert_episodes": 30, "expert_episodes_held_in": 40, "sft_steps": 500,
+        "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30, "expert_episodes_held_in": 40, "sft_steps": 500,
         "explore_trees": 6, "mcts_iterations": 6, "eval_episodes": 8, "eval_max_steps": 20, "rm_eval_episodes": 3,
     },
     "full": {

@@ -78,7 +78,7 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     notes: list[str] = []
     writer = tb_writer(root, "expert")
     for t_index, task in enumerate(cfg.sft_tasks):
-        n = cfg.expert_episodes_held_in if task in cfg.rm_tasks else cfg.expert_episodes
+        n = cfg.expert_count(task)
         env, why = open_env(task, "train")
         if env is None:
             notes.append(why)

@@ -80,7 +80,7 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
             notes.append(why)
             continue
         try:
-            n_expert = cfg.expert_episodes_held_in if task in cfg.rm_tasks else cfg.expert_episodes
+            n_expert = cfg.expert_count(task)
             ids = unwrap_text_env(env).task_ids("train")
             ids = (ids[n_expert:] or ids)[: cfg.explore_trees]
             todo = [i for i in ids if (task, str(i)) not in finished]
