@@ -174,3 +174,25 @@ def test_data_path_plays_official_layout(env, tmp_path):
         assert info["success"] and info["goal"] == data["goal"]
     finally:
         official.close()
+
+
+def test_classic_put_in_on_is_read_as_move(env):
+    """ETO/AgentBoard prompts write ``put X in/on Y``; the 0.4.2 engine's command is ``move X to Y``."""
+    for task_id in env.unwrapped.task_ids("test")[:20]:
+        obs, info = env.reset(options={"task_id": task_id})
+        while True:
+            moves = [a for a in info["admissible_actions"] if a.startswith("move ")]
+            if moves:
+                break
+            action = env.unwrapped.expert_action()
+            if action is None:
+                break
+            obs, _, term, trunc, info = env.step(action)
+            if term or trunc:
+                break
+        if moves:
+            obj, recep = moves[0].removeprefix("move ").split(" to ")
+            obs, _, _, _, info = env.step(f"put {obj} in/on {recep}")
+            assert info["action_valid"] is True
+            return
+    pytest.fail("no episode reached a state with a move command")

@@ -16,8 +16,15 @@ CACHE_VERSION = "v1"
 _GAME_DIR = re.compile(r"(?P<type>[a-z_]+)-(?P<obj>[A-Za-z]+)-(?P<mrecep>[A-Za-z]+)-(?P<recep>[A-Za-z]+)-\d+")
 
 
+_PUT = re.compile(r"^put (.+?) (?:in|on|in/on|into|onto) (.+)$")
+
+
 def _normalize(command: str) -> str:
-    return " ".join(command.lower().split())
+    """Lower-case, collapse spaces, and read ALFWorld's classic ``put X in/on Y`` (ETO/AgentBoard
+    prompts) as the 0.4.2 engine's ``move X to Y``."""
+    text = " ".join(command.lower().split())
+    match = _PUT.match(text)
+    return f"move {match.group(1)} to {match.group(2)}" if match else text
 
 
 def _split_games(root: Path) -> dict[str, list[str]]:
