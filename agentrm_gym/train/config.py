@@ -140,7 +140,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_methods": ["greedy", "bon:2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
     },
     "demo": {
-        "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30, "expert_episodes_held_in": 40, "sft_steps": 500,
+        "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30, "expert_episodes_held_in": 40, "sft_steps": 300,
         "explore_trees": 6, "mcts_iterations": 6, "eval_episodes": 8, "eval_max_steps": 20, "rm_eval_episodes": 3,
     },
     "full": {

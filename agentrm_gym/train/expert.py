@@ -42,7 +42,11 @@ from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
 def noisy_expert_episode(env: Any, task_id: str, seed: int, noise: float, max_steps: int,
                          rng: np.random.Generator) -> Trajectory:
-    """One episode of the oracle with epsilon-noise; thoughts from :func:`short_thought`."""
+    """One episode of the oracle with epsilon-noise; thoughts from :func:`short_thought`.
+
+    A detour after which the oracle has no action (an oracle that only knows a fixed gold path) is undone
+    by a snapshot restore, so noise never ends an episode early.
+    """
     obs, info = env.reset(seed=seed, options={"task_id": task_id})
     state = initial_state(env, obs, info)
     base = unwrap_text_env(env)
@@ -55,8 +59,16 @@ def noisy_expert_episode(env: Any, task_id: str, seed: int, noise: float, max_st
             alts = [a for a in (base.admissible_actions() or [])
                     if a != action and a.strip().lower() != CHECK_VALID_ACTIONS]
             if alts:
-                action = alts[int(rng.integers(len(alts)))]
-                noisy += 1
+                snap = base.snapshot()
+                alt = alts[int(rng.integers(len(alts)))]
+                obs, reward, term, trunc, info = env.step(alt)
+                if term or trunc or base.expert_action() is not None:
+                    noisy += 1
+                    state = state.extend(step_record(short_thought(alt), alt, obs, reward, info))
+                    if term or trunc:
+                        break
+                    continue
+                base.restore(snap)  # an oracle that cannot recover from the detour (a fixed gold path)
         obs, reward, term, trunc, info = env.step(action)
         state = state.extend(step_record(short_thought(action), action, obs, reward, info))
         if term or trunc:
