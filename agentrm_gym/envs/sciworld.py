@@ -4,6 +4,12 @@ One JVM per env, started on the first ``reset`` and stopped by ``close()``, by g
 at interpreter exit. Every call into the JVM runs in a worker thread with a timeout, so a hung
 simulator raises :class:`SimulatorTimeout` (naming the command) instead of freezing the run.
 
+The simulator is made a function of (task, variation, simplifications, commands sent since ``load``), so
+that seeded runs, replay snapshots and gold paths cached on disk agree: the JVM runs with constant
+identity hashes (:data:`JVM_OPTIONS`), and read-only queries (the valid-action list, which draws from
+Scala's global random generator) put that generator's seed back (:meth:`ScienceWorldSimulator.query`).
+Valid-action lists are cached per state.
+
 The test split is 90 fixed (task, variation) episodes from ScienceWorld's *test* variations, chosen so
 that the simulator's gold path finishes the task within the 30-step limit (see :data:`TEST_EPISODES`).
 """
@@ -17,8 +23,11 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,10 +48,10 @@ TASK_VARIATIONS: dict[str, tuple[int, int, int]] = {}  # filled below from _VARI
 
 #: The 90 test episodes (17 of the 30 task types). Rule (deterministic, computed once with the simulator):
 #: for each task, scan its test variations in ascending order, stopping at the third consecutive one
-#: whose gold path (``load(..., generateGoldPath=True)`` under :data:`SIMPLIFICATIONS`, replayed from
-#: ``load``) does not reach score 100 within 30 steps; the ones that do are eligible. Then visit the
-#: tasks round-robin in the simulator's task order, taking each task's next eligible variation, until
-#: 90 are chosen. Tasks whose gold paths never fit in 30 steps (boil, freeze, melt, grow-plant,
+#: whose gold path (``load(..., generateGoldPath=True)`` under :data:`SIMPLIFICATIONS` in a JVM started
+#: with :data:`JVM_OPTIONS`, replayed right after that load) does not reach score 100 within 30 steps; the
+#: ones that do are eligible. Then visit the tasks round-robin in the simulator's task order, taking each
+#: task's next eligible variation, until 90 are chosen. Tasks whose gold paths never fit in 30 steps (boil, freeze, melt, grow-plant,
 #: grow-fruit, the inclined-plane and mendelian tasks, ...) cannot appear.
 TEST_EPISODES: tuple[tuple[str, int], ...] = ()  # filled below from _TEST_TABLE
 
@@ -81,10 +90,10 @@ use-thermometer:270:405:539
 """
 #: task:variations of the 90 test episodes (the output of the rule in TEST_EPISODES's comment).
 _TEST_TABLE = """
-chemistry-mix:24,25,26,29,31
-chemistry-mix-paint-secondary-color:27,28,29,30,31,32,33
-chemistry-mix-paint-tertiary-color:27
-find-animal:225,226,227,228,229,231
+chemistry-mix:24,25,26,29
+chemistry-mix-paint-secondary-color:27,28,29,30,31,32
+chemistry-mix-paint-tertiary-color:27,30,31,32,33,34
+find-animal:225,226,227,228,229,230
 find-living-thing:225,228,229,230,232,233
 find-non-living-thing:225,226,227,228,229,230
 find-plant:225,226,227,228,229,230
@@ -92,12 +101,12 @@ identify-life-stages-2:6,7,8,9
 lifespan-longest-lived:93,94,95,96,97,98
 lifespan-longest-lived-then-shortest-lived:93,94,95,96,97,98
 lifespan-shortest-lived:93,94,95,96,97,98
-measure-melting-point-known-substance:327,328,331,332,334,337
+measure-melting-point-known-substance:328
 power-component:15,16,17,18,19
 power-component-renewable-vs-nonrenewable-energy:15,16,17,18,19
-test-conductivity:675,677,678,679,681,683
-test-conductivity-of-unknown-substances:450,452,453
-use-thermometer:405,406,407,408,409,410
+test-conductivity:675,676,677,678,679,680
+test-conductivity-of-unknown-substances:450,452,453,454,455,456
+use-thermometer:405,406,407,408,409
 """
 
 NO_MATCH = "No known action matches that input."
@@ -105,9 +114,14 @@ AMBIGUOUS = "Ambiguous request"
 #: Commands that would restart the episode behind the env's back.
 BLOCKED_COMMANDS = ("reset task",)
 MAX_COMMAND_LENGTH = 300
-#: First words of ScienceWorld's action templates (``get_possible_actions()``, plus connect/disconnect).
+#: States whose valid-action lists an env keeps (least recently used dropped first).
+ADMISSIBLE_CACHE_SIZE = 1024
+#: Bump when the gold paths' provenance changes (v2: JVM with constant identity hashes).
+GOLD_CACHE_VERSION = 4
+#: First words of ScienceWorld's action templates (``get_possible_actions()``, plus connect/disconnect and
+#: ``drop``, an alias of ``put down`` that gold paths use but the valid-action list never shows).
 ACTION_VERBS = frozenset({
-    "activate", "close", "deactivate", "dunk", "eat", "flush", "focus", "go", "inventory", "look", "mix",
+    "activate", "close", "deactivate", "drop", "dunk", "eat", "flush", "focus", "go", "inventory", "look", "mix",
     "move", "open", "pick", "pour", "put", "read", "task", "use", "wait", "wait1", "connect", "disconnect",
     "examine", "teleport",
 })
@@ -145,6 +159,55 @@ def _shutdown_jvm(backend: Any) -> None:
     backend.close = lambda: None  # its __del__ would shut the (closed) gateway down again
 
 
+#: JVM options that make the simulator a function of (task, variation, simplifications, commands). The
+#: Scala world keeps its objects in hash sets keyed by *identity* hash codes, which HotSpot draws from a
+#: per-thread random stream that keeps running across loads: a second ``load`` of the same variation in
+#: the same JVM then lists objects in another order, disambiguates their names differently ("ceramic cup"
+#: vs "cup containing nothing") and can make a gold path computed on one load fail on the next.
+#: ``hashCode=2`` gives every object the same identity hash, so iteration order is insertion order.
+#: The simulator also draws from Scala's global ``Random`` while *listing* valid actions, so the world's
+#: later dynamics (wandering animals, ...) would depend on how often an agent asked for that list;
+#: ``--add-opens`` lets :meth:`ScienceWorldSimulator.query` put the generator's seed back after such calls.
+JVM_OPTIONS = ("-XX:+UnlockExperimentalVMOptions", "-XX:hashCode=2", "--add-opens=java.base/java.util=ALL-UNNAMED")
+#: ``java.util.Random.setSeed(x)`` stores ``x ^ RANDOM_MULTIPLIER``; xor again to restore a raw seed.
+RANDOM_MULTIPLIER = 0x5DEECE66D
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _launch_backend() -> Any:
+    """Start a ``scienceworld.ScienceWorldEnv`` whose JVM runs with :data:`JVM_OPTIONS`."""
+    import scienceworld.scienceworld as sw_module
+    from py4j.java_gateway import launch_gateway
+
+    def launch(*args: Any, **kwargs: Any) -> Any:
+        kwargs["javaopts"] = [*kwargs.get("javaopts", []), *JVM_OPTIONS]
+        return launch_gateway(*args, **kwargs)
+
+    # the package passes no JVM options of its own; swap its launcher only while this env starts
+    with _LAUNCH_LOCK:
+        sw_module.launch_gateway = launch
+        try:
+            return sw_module.ScienceWorldEnv("", None, 10**9)
+        finally:
+            sw_module.launch_gateway = launch_gateway
+
+
+def _identity_hash_probe(backend: Any) -> int:
+    jvm = backend._gateway.jvm
+    return int(jvm.java.lang.System.identityHashCode(jvm.java.lang.Object()))
+
+
+def _global_random_handles(backend: Any) -> tuple[Any, Any]:
+    """``(field, generator)``: the private ``seed`` field of ``java.util.Random`` and Scala's global generator."""
+    jvm = backend._gateway.jvm
+    module = jvm.java.lang.Class.forName("scala.util.Random$").getField("MODULE$").get(None)
+    field = jvm.java.lang.Class.forName("java.util.Random").getDeclaredField("seed")
+    field.setAccessible(True)
+    generator = module.self()
+    field.get(generator)  # fails here, not later, if the JVM refused the access
+    return field, generator
+
+
 class ScienceWorldSimulator:
     """One ScienceWorld JVM with a timeout on every call.
 
@@ -158,6 +221,9 @@ class ScienceWorldSimulator:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._finalizer: weakref.finalize | None = None
         self.start_seconds = 0.0
+        #: whether the JVM's identity hashes are constant (see :data:`JVM_OPTIONS`)
+        self.deterministic = False
+        self._random: tuple[Any, Any] | None = None
 
     @property
     def running(self) -> bool:
@@ -174,11 +240,9 @@ class ScienceWorldSimulator:
         """Launch the JVM (about 1.5 s on an idle machine)."""
         if self._backend is not None:
             return
-        from scienceworld import ScienceWorldEnv as Backend
-
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="scienceworld")
         began = time.perf_counter()
-        future = self._pool.submit(Backend, "", None, 10**9)
+        future = self._pool.submit(_launch_backend)
         try:
             backend = future.result(timeout=max(self.timeout, 120.0))
         except concurrent.futures.TimeoutError as exc:
@@ -189,6 +253,18 @@ class ScienceWorldSimulator:
         self._backend = backend
         # runs at garbage collection of this object and at interpreter exit, whichever comes first
         self._finalizer = weakref.finalize(self, _shutdown_jvm, backend)
+        try:
+            self._random = self.call(_global_random_handles, "random handles")
+            self.deterministic = self.call(lambda b: _identity_hash_probe(b) == 1, "identity hash probe")
+        except (SimulatorTimeout, SimulatorDied):
+            raise
+        except Exception:
+            self._random, self.deterministic = None, False
+        if not self.deterministic:
+            warnings.warn(
+                f"ScienceWorld: this JVM did not take {' '.join(JVM_OPTIONS)}, so object listings, names, gold "
+                "paths and dynamics may differ between loads of the same variation", RuntimeWarning, stacklevel=2,
+            )
 
     def call(self, fn: Callable[[Any], T], what: str, timeout: float | None = None) -> T:
         """Run ``fn(backend)`` in the worker thread; stop the JVM and raise if it takes too long."""
@@ -210,12 +286,29 @@ class ScienceWorldSimulator:
                 raise SimulatorDied(f"ScienceWorld: the JVM died during {what!r}; call reset()") from exc
             raise
 
+    def query(self, fn: Callable[[Any], T], what: str, timeout: float | None = None) -> T:
+        """Like :meth:`call` for a read-only call: the simulator's global random generator is left as it was."""
+        handles = self._random
+        if handles is None:
+            return self.call(fn, what, timeout)
+        field, generator = handles
+
+        def run(backend: Any) -> T:
+            seed = int(field.get(generator))
+            try:
+                return fn(backend)
+            finally:
+                generator.setSeed(seed ^ RANDOM_MULTIPLIER)
+
+        return self.call(run, what, timeout)
+
     def close(self) -> None:
         """Stop the JVM (idempotent); the process is gone when this returns."""
         if self._finalizer is not None:
             self._finalizer()  # calls _shutdown_jvm once
             self._finalizer = None
         self._backend = None
+        self._random = None
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
@@ -401,6 +494,9 @@ class ScienceWorldEnv(TextEnv):
         self._completed = False
         self._admissible: list[str] | None = None
         self._admissible_set: set[str] = set()
+        # the simulator is a function of (task, variation, commands sent since load), so the valid-action
+        # list (about 0.1-0.3 s of JVM time) is cached per state: resets, restores and replays reuse it
+        self._admissible_cache: OrderedDict[tuple[str, int, tuple[str, ...]], list[str]] = OrderedDict()
         self._gold: list[str] | None = None
 
     # -------------------------------------------------------------- tasks
@@ -466,8 +562,8 @@ class ScienceWorldEnv(TextEnv):
         task, variation = self.parse_task_id(task_id)
         self._load(task, variation)
         self._gold = None
-        goal = self.simulator.call(lambda b: b.server.freeActionTaskDesc(), "task description")
-        obs = self.simulator.call(lambda b: b.server.freeActionLook(), "look around")
+        goal = self.simulator.query(lambda b: b.server.freeActionTaskDesc(), "task description")
+        obs = self.simulator.query(lambda b: b.server.freeActionLook(), "look around")
         goal = goal.strip().removeprefix("Task Description:").strip()
         return goal, canonical_observation(obs)
 
@@ -504,10 +600,17 @@ class ScienceWorldEnv(TextEnv):
         if self._task_id is None:
             return None
         if self._admissible is None:
-            combos = self.simulator.call(lambda b: list(b.get_valid_action_object_combinations()),
-                                         "get_valid_action_object_combinations")
-            acts = [normalize_command(c) for c in combos]
-            acts = sorted({a for a in acts if a and a not in BLOCKED_COMMANDS})  # the JVM's order varies
+            key = (self._task, self._variation, tuple(self._executed))
+            acts = self._admissible_cache.get(key)
+            if acts is None:
+                combos = self.simulator.query(lambda b: list(b.get_valid_action_object_combinations()),
+                                             "get_valid_action_object_combinations")
+                acts = sorted({a for a in map(normalize_command, combos) if a and a not in BLOCKED_COMMANDS})
+                self._admissible_cache[key] = acts
+                if len(self._admissible_cache) > ADMISSIBLE_CACHE_SIZE:
+                    self._admissible_cache.popitem(last=False)
+            else:
+                self._admissible_cache.move_to_end(key)
             self._admissible = acts
             self._admissible_set = set(acts)
         return list(self._admissible)
@@ -518,7 +621,8 @@ class ScienceWorldEnv(TextEnv):
         if self._gold is not None:
             return self._gold
         simp = self._simplification_str(self._task)
-        key = hashlib.sha1(f"{self._task}@{self._variation}|{simp}".encode()).hexdigest()[:16]
+        ident = f"{self._task}@{self._variation}|{simp}|v{GOLD_CACHE_VERSION}|{','.join(JVM_OPTIONS)}"
+        key = hashlib.sha1(ident.encode()).hexdigest()[:16]
         path = cache_dir("sciworld", "gold") / f"{self._task}@{self._variation}-{key}.json"
         if path.exists():
             self._gold = list(json.loads(path.read_text())["gold"])
