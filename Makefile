@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/agentrm demo
+	$(BIN)/agentrm demo --out runs/demo
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -36,7 +36,6 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check agentrm_gym tests benchmarks examples
-	$(BIN)/ruff format --check agentrm_gym tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -160,7 +160,7 @@ def test_progress_monotone_rewards_sum(spec):
             progress = [t[4] for t in trace[1:]]
             start = trace[0][1]
             assert all(0.0 <= p <= 1.0 for p in progress)
-            assert all(b >= a for a, b in zip([start, *progress], progress))
+            assert all(b >= a for a, b in zip([start, *progress], progress, strict=False))
             total = sum(t[2] for t in trace[1:])
             assert np.isclose(total, (progress[-1] if progress else start) - start)
     finally:
