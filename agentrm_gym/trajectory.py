@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ class AgentState:
         steps: the turns taken so far.
         task_id: the env's task id (metadata, not part of the text).
         instruction: the env's instruction (what the env is, its action grammar), for prompts.
+        admissible: the env's admissible actions in this state (``info["admissible_actions"]``), or ``None``
+            where unknown. Metadata for action grounding; not part of the state's text or :meth:`key`.
     """
 
     task: str
@@ -49,9 +51,11 @@ class AgentState:
     steps: tuple[Step, ...] = ()
     task_id: str = ""
     instruction: str = ""
+    admissible: tuple[str, ...] | None = field(default=None, compare=False)
 
-    def extend(self, step: Step) -> AgentState:
-        return replace(self, steps=(*self.steps, step))
+    def extend(self, step: Step, admissible: Sequence[str] | None = None) -> AgentState:
+        """The state after ``step``; ``admissible`` is the new state's admissible list (if known)."""
+        return replace(self, steps=(*self.steps, step), admissible=None if admissible is None else tuple(admissible))
 
     @property
     def last_observation(self) -> str:

@@ -114,6 +114,39 @@ def test_llm_policy_retries_outputs_without_action():
     assert [x.action for x in p] == ["move up", "move up"] and p[0].num_tokens == 6
 
 
+def test_fuzzy_grounding_maps_near_misses_to_admissible_actions():
+    class NearMiss(LLMPolicy):
+        def generate(self, states, n, temperature):
+            return [[Generation("Thought: buy it\nAction: click[B079 grene]", -1.0, 5)] * n for _ in states]
+
+    admissible = ("click[< Prev]", "click[B0795GREEN]", "click[Buy Now]")
+    state = AgentState("WebShop", "g", "o", admissible=admissible)
+    raw = NearMiss(builder=PromptBuilder(with_example=False))
+    assert raw.propose(state)[0].action == "click[B079 grene]"
+    grounded = NearMiss(builder=PromptBuilder(with_example=False), grounding="fuzzy")
+    prop = grounded.propose(state)[0]
+    assert prop.action == "click[B0795GREEN]" and "grene" in prop.text
+    # unknown admissible list: left as generated; admissible is metadata, not part of the state text
+    assert grounded.propose(AgentState("WebShop", "g", "o"))[0].action == "click[B079 grene]"
+    assert state.key() == AgentState("WebShop", "g", "o").key()
+    with pytest.raises(ValueError, match="grounding"):
+        NearMiss(grounding="nearest")
+
+
+def test_planner_states_carry_admissible_actions():
+    env = gym.make("agentrm/Maze-v0", split="test")
+    seen = []
+
+    class Spy(RandomPolicy):
+        def propose(self, state, n=1, temperature=1.0):
+            seen.append(state.admissible)
+            return super().propose(state, n, temperature)
+
+    Greedy(Spy(seed=0), max_steps=3).run(env, env.unwrapped.task_ids("test")[0])
+    env.close()
+    assert seen and all(a == ("move up", "move down", "move left", "move right") for a in seen)
+
+
 @pytest.fixture(scope="module")
 def tiny_policy(tmp_path_factory):
     from agentrm_gym.agents.tiny import build_tiny_policy

@@ -156,12 +156,13 @@ class TransformersPolicy(LLMPolicy):
         builder: prompt builder; its budget defaults to the model's context minus ``max_new_tokens`` tokens.
         max_new_tokens, retries, seed: see :class:`~agentrm_gym.agents.policy.LLMPolicy`.
         top_p: nucleus sampling.
+        grounding: ``"fuzzy"`` maps each action to the nearest admissible one (see ``LLMPolicy``).
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, device: str | None = None,
                  builder: PromptBuilder | None = None, max_new_tokens: int = 64, retries: int = 0,
-                 seed: int | None = None, top_p: float = 1.0):
-        super().__init__(builder, max_new_tokens, retries, seed)
+                 seed: int | None = None, top_p: float = 1.0, grounding: str = "none"):
+        super().__init__(builder, max_new_tokens, retries, seed, grounding)
         torch = _require_torch()
         if isinstance(model, str | os.PathLike):
             self.name = os.path.basename(os.path.normpath(str(model))) or str(model)

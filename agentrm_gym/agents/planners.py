@@ -155,7 +155,8 @@ class Planner:
         self._goto(cand)
         obs, reward, term, trunc, info = self._env.step(prop.action)
         self.cost.env_steps += 1
-        state = cand.state.extend(step_record(prop.thought, prop.action, obs, reward, info))
+        state = cand.state.extend(step_record(prop.thought, prop.action, obs, reward, info),
+                                  info.get("admissible_actions"))
         snap = snapshot(self._env)
         self._at = snap
         done = bool(term or trunc) or len(state.steps) >= self._limit

@@ -164,27 +164,47 @@ class NoisyOraclePolicy(OraclePolicy):
         return out
 
 
+def ground_action(action: str, admissible: Sequence[str]) -> str:
+    """The admissible action most similar to ``action`` (``action`` itself when it is admissible)."""
+    if not admissible or action in admissible:
+        return action
+    from rapidfuzz import fuzz, process, utils
+
+    best = process.extractOne(action, admissible, scorer=fuzz.WRatio, processor=utils.default_process)
+    return str(best[0]) if best else action
+
+
 class LLMPolicy(Policy):
     """A language-model policy: prompt builder -> backend generations -> parsed proposals.
 
     Subclasses implement :meth:`generate`. ``retries`` re-samples outputs that contain no ``Action:`` up
     to that many times; with 0 (the default) such output is sent to the env as is.
 
+    Action grounding (``grounding="fuzzy"``) maps each parsed action to the most similar of the state's
+    admissible actions (``AgentState.admissible``, rapidfuzz's ``WRatio``), as text-game agents commonly do
+    to turn a near-miss ("click[B079 green]") into a command the env accepts. It is off by default (the
+    env's invalid-action message then teaches the agent); states whose admissible list is unknown are left
+    as generated. The raw generation stays in ``Proposal.text``.
+
     Args:
         builder: the prompt builder (default: one-shot oracle example, no cut).
         max_new_tokens: generation length limit.
         retries: re-samples for outputs without an action.
         seed: sampling seed.
+        grounding: ``"none"`` or ``"fuzzy"``.
     """
 
     name = "llm"
 
     def __init__(self, builder: PromptBuilder | None = None, max_new_tokens: int = 64, retries: int = 0,
-                 seed: int | None = None):
+                 seed: int | None = None, grounding: str = "none"):
         super().__init__(seed)
+        if grounding not in ("none", "fuzzy"):
+            raise ValueError(f"grounding must be 'none' or 'fuzzy', got {grounding!r}")
         self.builder = builder or PromptBuilder()
         self.max_new_tokens = max_new_tokens
         self.retries = retries
+        self.grounding = grounding
 
     def generate(self, states: Sequence[AgentState], n: int, temperature: float) -> list[list[Generation]]:
         """``n`` generations for each state (one batched backend call where the backend allows)."""
@@ -205,10 +225,12 @@ class LLMPolicy(Policy):
                 old = gens[i][j]
                 gens[i][j] = Generation(g.text, g.logprob, g.num_tokens + old.num_tokens, g.finish_reason)
         out = []
-        for row in gens:
+        for state, row in zip(states, gens, strict=True):
             props = []
             for g in row:
                 thought, action = parse_output(g.text)
+                if self.grounding == "fuzzy" and state.admissible:
+                    action = ground_action(action, state.admissible)
                 props.append(Proposal(thought, action, g.logprob, g.text, g.num_tokens))
             out.append(props)
         return out

@@ -38,6 +38,7 @@ def initial_state(env: gym.Env, observation: str, info: dict[str, Any]) -> Agent
         steps=(),
         task_id=str(info.get("task_id", base.task_id)),
         instruction=base.instruction(),
+        admissible=None if info.get("admissible_actions") is None else tuple(info["admissible_actions"]),
     )
 
 

@@ -55,6 +55,7 @@ class PipelineConfig:
     sft_lr: float = _f(2e-3, "peak SFT learning rate (linear warm-up, cosine decay)")
     policy: str = _f("", "use this policy directory instead of training one (skips SFT)")
     max_new_tokens: int = _f(40, "generation cap of one policy turn")
+    action_grounding: str = _f("fuzzy", "none | fuzzy: map each generated action to the nearest admissible one")
     # ----------------------------------------------------------------- 3. explore
     explore_trees: int = _f(8, "MCTS trees per held-in task (train ids after the expert's)")
     mcts_iterations: int = _f(8, "MCTS iterations per tree")

@@ -114,7 +114,7 @@ def make_pipeline_policy(path: str | Path, cfg: PipelineConfig, seed: int | None
     from agentrm_gym.agents.hf import TransformersPolicy
 
     policy = TransformersPolicy(str(path), device="cpu", builder=CompactPromptBuilder(),
-                                max_new_tokens=cfg.max_new_tokens, seed=seed)
+                                max_new_tokens=cfg.max_new_tokens, seed=seed, grounding=cfg.action_grounding)
     policy.builder.budget = policy.engine.context_length - cfg.max_new_tokens
     policy.builder.count = policy.engine.count_tokens
     return policy
