@@ -48,20 +48,27 @@ def sft_train(model: Any, tokenizer: Any, records: Sequence[dict[str, Any]], ste
     losses = []
     for _ in range(steps):
         idx = torch.randint(len(data), (batch_size,), generator=gen).tolist()
-        width = max(len(data[i][0]) for i in idx)
-        inp = torch.full((batch_size, width), pad)
-        lab = torch.full((batch_size, width), -100)
-        att = torch.zeros((batch_size, width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            x, y = data[i]
-            inp[row, : len(x)] = torch.tensor(x)
-            lab[row, : len(y)] = torch.tensor(y)
-            att[row, : len(x)] = 1
-        loss = model(input_ids=inp, attention_mask=att, labels=lab).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(sft_step(model, opt, [data[i] for i in idx], pad))
     model.eval()
     return losses
+
+
+def sft_step(model: Any, opt: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> float:
+    """One AdamW step on encoded ``(input_ids, labels)`` records (right-padded; labels -100 off the
+    assistant tokens), gradient norm clipped to 1; returns the loss."""
+    import torch
+
+    width = max(len(x) for x, _ in batch)
+    inp = torch.full((len(batch), width), pad)
+    lab = torch.full((len(batch), width), -100)
+    att = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (x, y) in enumerate(batch):
+        inp[row, : len(x)] = torch.tensor(x)
+        lab[row, : len(y)] = torch.tensor(y)
+        att[row, : len(x)] = 1
+    loss = model(input_ids=inp, attention_mask=att, labels=lab).loss
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.detach())

@@ -62,7 +62,7 @@ def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], step
     """AdamW on the assistant tokens of ``records`` with warm-up and cosine decay; returns the losses."""
     import torch
 
-    from agentrm_gym.train.sft import encode_record
+    from agentrm_gym.train.sft import encode_record, sft_step
 
     data = [encode_record(r, tokenizer, max_length) for r in records]
     data = [d for d in data if any(y != -100 for y in d[1])]
@@ -86,21 +86,7 @@ def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], step
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         idx = torch.randint(len(data), (batch_size,), generator=gen).tolist()
-        width = max(len(data[i][0]) for i in idx)
-        inp = torch.full((batch_size, width), pad)
-        lab = torch.full((batch_size, width), -100)
-        att = torch.zeros((batch_size, width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            x, y = data[i]
-            inp[row, : len(x)] = torch.tensor(x)
-            lab[row, : len(y)] = torch.tensor(y)
-            att[row, : len(x)] = 1
-        loss = model(input_ids=inp, attention_mask=att, labels=lab).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(sft_step(model, opt, [data[i] for i in idx], pad))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if writer is not None:
             writer.add_scalar("losses/sft", losses[-1], step)
