@@ -81,38 +81,39 @@ def _relink_instrs(instr: Any, env: Any) -> None:
         _relink_instrs(instr.instr_b, env)
 
 
+def _verify_in_order(instr: Any, action: Any, first: str, second: str) -> str:
+    """Judge ``instr_<first>`` until it succeeds, then ``instr_<second>`` from the next action on.
+
+    Under ``strict``, completing ``second`` while ``first`` is pending fails the mission; the action that
+    completes ``first`` is not judged against ``second`` (see :func:`_fix_strict_sequences`).
+    """
+    if getattr(instr, f"{first}_done") != "success":
+        status = getattr(instr, f"instr_{first}").verify(action)
+        setattr(instr, f"{first}_done", status)
+        if status == "failure":
+            return "failure"
+        if status == "success":
+            return "continue"
+        if instr.strict and getattr(instr, f"instr_{second}").verify(action) == "success":
+            return "failure"
+        return "continue"
+    status = getattr(instr, f"instr_{second}").verify(action)
+    setattr(instr, f"{second}_done", status)
+    return status if status in ("success", "failure") else "continue"
+
+
 class _StrictBeforeInstr(BeforeInstr):
     """``a, then b`` without judging b on the action that completed a (see :func:`_fix_strict_sequences`)."""
 
     def verify(self, action: Any) -> str:
-        if self.a_done != "success":
-            self.a_done = self.instr_a.verify(action)
-            if self.a_done == "failure":
-                return "failure"
-            if self.a_done == "success":
-                return "continue"
-            if self.strict and self.instr_b.verify(action) == "success":
-                return "failure"
-            return "continue"
-        self.b_done = self.instr_b.verify(action)
-        return self.b_done if self.b_done in ("success", "failure") else "continue"
+        return _verify_in_order(self, action, "a", "b")
 
 
 class _StrictAfterInstr(AfterInstr):
     """``a after you b`` without judging a on the action that completed b (see :func:`_fix_strict_sequences`)."""
 
     def verify(self, action: Any) -> str:
-        if self.b_done != "success":
-            self.b_done = self.instr_b.verify(action)
-            if self.b_done == "failure":
-                return "failure"
-            if self.b_done == "success":
-                return "continue"
-            if self.strict and self.instr_a.verify(action) == "success":
-                return "failure"
-            return "continue"
-        self.a_done = self.instr_a.verify(action)
-        return self.a_done if self.a_done in ("success", "failure") else "continue"
+        return _verify_in_order(self, action, "b", "a")
 
 
 def _fix_strict_sequences(instr: Any) -> None:
