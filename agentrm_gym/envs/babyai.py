@@ -874,7 +874,8 @@ class BabyAIEnv(TextEnv):
             return best
         return PRIMITIVE_TEXT[Actions(prims[0])]
 
-    def _end_cell(self, prims: list[int]) -> Cell:
+    def _pose_after(self, prims: list[int]) -> tuple[int, int, int]:
+        """The agent's (x, y, direction) after ``prims`` (turns and forward moves; others leave it)."""
         x, y, d = int(self.env.agent_pos[0]), int(self.env.agent_pos[1]), int(self.env.agent_dir)
         for a in prims:
             if a == Actions.left:
@@ -883,17 +884,14 @@ class BabyAIEnv(TextEnv):
                 d = (d + 1) % 4
             elif a == Actions.forward:
                 x, y = x + DIR_VEC[d][0], y + DIR_VEC[d][1]
+        return x, y, d
+
+    def _end_cell(self, prims: list[int]) -> Cell:
+        x, y, _ = self._pose_after(prims)
         return (x, y)
 
     def _final_front(self, prims: list[int]) -> Any:
-        x, y, d = int(self.env.agent_pos[0]), int(self.env.agent_pos[1]), int(self.env.agent_dir)
-        for a in prims:
-            if a == Actions.left:
-                d = (d - 1) % 4
-            elif a == Actions.right:
-                d = (d + 1) % 4
-            elif a == Actions.forward:
-                x, y = x + DIR_VEC[d][0], y + DIR_VEC[d][1]
+        x, y, d = self._pose_after(prims)
         return self.env.grid.get(x + DIR_VEC[d][0], y + DIR_VEC[d][1])
 
     def instruction(self) -> str:
