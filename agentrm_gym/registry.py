@@ -2,7 +2,9 @@
 
 Each row of :data:`TASKS` is one of AgentRM's nine tasks. ``register_envs()`` runs when
 ``agentrm_gym`` is imported and registers ``agentrm/<Task>-v0`` for every row, with the task's
-``max_episode_steps``. Variants are kwargs: ``gym.make("agentrm/Maze-v0", split="train")``.
+``max_episode_steps``. Variants are kwargs: ``gym.make("agentrm/Maze-v0", split="train")``. A row
+may also name the task's own oracle scorer for planners (``scorer``, set for Maze); :func:`task_scorer`
+imports and makes it, so that planners never import a task's module.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class TaskSpec:
         requires: importable modules the backend needs (checked by :func:`missing_requirements`).
         oracle_min_success: the oracle success rate the test suite demands on the test split.
         kwargs: default constructor kwargs.
+        scorer: ``"module:Class"`` of the task's own oracle scorer for planners (a no-argument class whose
+            instances map agent states to floats), ``""`` when the task has none; see :func:`task_scorer`.
     """
 
     name: str
@@ -46,6 +50,7 @@ class TaskSpec:
     requires: tuple[str, ...] = ()
     oracle_min_success: float = 0.95
     kwargs: dict[str, Any] = field(default_factory=dict)
+    scorer: str = ""
 
     @property
     def env_id(self) -> str:
@@ -78,7 +83,10 @@ TASKS: dict[str, TaskSpec] = {
             extra="jericho", requires=("jericho", "textworld"),
         ),
         TaskSpec("PDDL", "agentrm_gym.envs.pddl:PDDLEnv", "text game", False, 60, 30, oracle_min_success=1.0),
-        TaskSpec("Maze", "agentrm_gym.envs.maze:MazeEnv", "text game", False, 25, 50, oracle_min_success=1.0),
+        TaskSpec(
+            "Maze", "agentrm_gym.envs.maze:MazeEnv", "text game", False, 25, 50, oracle_min_success=1.0,
+            scorer="agentrm_gym.envs.maze:MazeDistanceScorer",
+        ),
         TaskSpec("ToolQuery", "agentrm_gym.envs.tools.query:ToolQueryEnv", "tool", False, 60, 30, oracle_min_success=1.0),
         TaskSpec(
             "ToolOperation", "agentrm_gym.envs.tools.operation:ToolOperationEnv", "tool", False, 40, 30,
@@ -153,3 +161,21 @@ def make(name_or_id: str, **kwargs: Any) -> gym.Env:
 def load_entry_point(spec: TaskSpec) -> type:
     module, cls = spec.entry_point.split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def load_scorer(spec: TaskSpec) -> type | None:
+    """The class of ``spec.scorer`` (imported on first use), or ``None`` when the task has no scorer."""
+    if not spec.scorer:
+        return None
+    module, cls = spec.scorer.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def task_scorer(task_name: str) -> Any | None:
+    """A new instance of a task's own oracle scorer for planners, or ``None`` when it has none.
+
+    ``task_name`` is a name or id as :func:`get_spec` takes it, e.g. ``task_scorer("Maze")`` is Maze's
+    BFS-distance scorer; the scorer's module is imported only now.
+    """
+    cls = load_scorer(get_spec(task_name))
+    return None if cls is None else cls()

@@ -16,8 +16,8 @@ import numpy as np
 import agentrm_gym  # noqa: F401
 from agentrm_gym.agents.planners import make_planner
 from agentrm_gym.agents.policy import NoisyOraclePolicy
-from agentrm_gym.agents.scorers import MazeDistanceScorer
 from agentrm_gym.cli.envs import format_table
+from agentrm_gym.registry import task_scorer
 
 METHODS = ("greedy", "bon:5", "beam:5x5", "beam:3x3", "mcts:10", "mcts:30")
 
@@ -32,7 +32,7 @@ def main() -> None:
     ids = env.unwrapped.task_ids("test")[: args.episodes]
     rows = []
     for method in METHODS:
-        results = [make_planner(method, NoisyOraclePolicy(args.p_noise), MazeDistanceScorer()).run(env, t, seed=i)
+        results = [make_planner(method, NoisyOraclePolicy(args.p_noise), task_scorer("Maze")).run(env, t, seed=i)
                    for i, t in enumerate(ids)]
         mean = {k: np.mean([getattr(r.cost, k) for r in results])
                 for k in ("env_steps", "policy_calls", "proposals", "scorer_calls", "wall_seconds")}

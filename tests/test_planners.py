@@ -11,7 +11,8 @@ import pytest
 import agentrm_gym  # noqa: F401
 from agentrm_gym.agents.planners import MCTS, BeamSearch, BestOfN, Greedy, make_planner
 from agentrm_gym.agents.policy import Generation, LLMPolicy, NoisyOraclePolicy, OraclePolicy
-from agentrm_gym.agents.scorers import MazeDistanceScorer, ProgressScorer, as_scorer
+from agentrm_gym.agents.scorers import ProgressScorer, as_scorer
+from agentrm_gym.envs.maze import MazeDistanceScorer
 from agentrm_gym.trajectory import Trajectory
 
 STEPS = 20

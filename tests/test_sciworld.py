@@ -41,7 +41,7 @@ def test_splits():
 
 
 def test_missing_java_is_a_clear_error(monkeypatch):
-    from agentrm_gym.envs import sciworld
+    from agentrm_gym.envs.sciworld import env as sciworld
 
     monkeypatch.setattr(sciworld.shutil, "which", lambda name: None)
     with pytest.raises(MissingExtra, match="openjdk"):

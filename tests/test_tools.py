@@ -9,21 +9,15 @@ import gymnasium as gym
 import pytest
 
 from agentrm_gym.core import restore, snapshot
-from agentrm_gym.envs.tools.base import (
-    ADMISSIBLE_CAP,
-    Param,
-    Tool,
-    ToolError,
-    answers_match,
-    check_args,
-    format_call,
-    parse_action,
-    serialize,
-)
+from agentrm_gym.envs.tools.answers import answers_match
+from agentrm_gym.envs.tools.base import ADMISSIBLE_CAP
+from agentrm_gym.envs.tools.calls import format_call, parse_action
 from agentrm_gym.envs.tools.operation import ToolOperationEnv, generate_task
 from agentrm_gym.envs.tools.query import ToolQueryEnv, generate_question
+from agentrm_gym.envs.tools.schema import Param, Tool, ToolError, check_args
 from agentrm_gym.envs.tools.sheet import canonical, parse_a1
 from agentrm_gym.envs.tools.store import change_score
+from agentrm_gym.envs.tools.toolset import serialize
 
 INJECTIONS = ["x'); DROP TABLE tasks; --", "' OR '1'='1", "Robert'); DROP TABLE cells;--", "1; DELETE FROM papers"]
 

@@ -2,18 +2,15 @@
 
 A planner's scorer is either a callable ``scorer(states) -> np.ndarray`` or an object with
 ``.score(states)`` (a reward model from :mod:`agentrm_gym.rm`); :func:`as_scorer` accepts both.
-
-* :class:`ProgressScorer` - the env's own progress rate recorded in the last step (an *oracle upper
-  bound*: it reads the environment's reward, which a deployed agent does not have);
-* :class:`MazeDistanceScorer` - Maze's oracle shortest-path distance to the goal, from the position
-  parsed out of the observations (tests and benchmarks of the planners).
+:class:`ProgressScorer` is the env's own progress rate recorded in the last step (an *oracle upper
+bound*: it reads the environment's reward, which a deployed agent does not have). Scorers that know a
+particular task live with that task's env and are found through the task table:
+:func:`agentrm_gym.registry.task_scorer` (e.g. ``task_scorer("Maze")``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -49,40 +46,15 @@ class ProgressScorer:
     __call__ = score
 
 
-_POSITION = re.compile(r"current position is at position (\d+),\s*(\d+)")
-_GOAL = re.compile(r"goal is at position (\d+),\s*(\d+)")
+def __getattr__(name: str) -> Any:
+    """Task scorers once defined here (``MazeDistanceScorer``), resolved through the task table.
 
-
-@lru_cache(maxsize=256)
-def _maze_distances(task_id: str) -> tuple[dict[tuple[int, int], int], tuple[int, int]]:
-    from agentrm_gym.envs.maze import MazeEnv, bfs_distances
-
-    walls, _, goal = MazeEnv()._world(task_id)
-    return bfs_distances(walls, goal), goal
-
-
-class MazeDistanceScorer:
-    """``1 - d(position) / d(start)`` with ``d`` the BFS distance to the goal (1.0 at the goal).
-
-    The position is parsed from the latest observation that states one ("Success" means the goal); the
-    maze comes from the state's ``task_id``. Unlike :class:`ProgressScorer` it is not monotone: walking
-    away from the goal lowers the score.
+    Kept so that ``from agentrm_gym.agents.scorers import MazeDistanceScorer`` still works; new code
+    should call :func:`agentrm_gym.registry.task_scorer` instead.
     """
+    from agentrm_gym import registry
 
-    def score(self, states: Sequence[AgentState]) -> np.ndarray:
-        return np.array([self._one(s) for s in states], dtype=np.float64)
-
-    __call__ = score
-
-    def _one(self, state: AgentState) -> float:
-        dist, goal = _maze_distances(state.task_id)
-        start = _POSITION.search(state.observation)
-        d0 = dist.get((int(start[1]), int(start[2])), 1) if start else 1
-        for obs in [s.observation for s in reversed(state.steps)] + [state.observation]:
-            if obs.strip() == "Success":
-                return 1.0
-            m = _POSITION.search(obs)
-            if m:
-                d = dist.get((int(m[1]), int(m[2])), d0)
-                return 1.0 - d / max(1, d0)
-        return 0.0
+    for spec in registry.TASKS.values():
+        if spec.scorer and spec.scorer.rpartition(":")[2] == name:
+            return registry.load_scorer(spec)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,24 @@
-"""Maze: LMRL-Gym's double-T maze (AgentGym's text version) and generated mazes."""
+"""Maze: LMRL-Gym's double-T maze (AgentGym's text version) and generated mazes.
+
+Besides :class:`MazeEnv` this module holds Maze's own oracle scorer for planners,
+:class:`MazeDistanceScorer` (the BFS distance to the goal, read from the observations); the task table
+names it (``TaskSpec.scorer``), so planners find it through :func:`agentrm_gym.registry.task_scorer`.
+"""
 
 from __future__ import annotations
 
+import re
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
+
+if TYPE_CHECKING:
+    from agentrm_gym.trajectory import AgentState
 
 #: LMRL-Gym ``double_t_maze`` (1 = wall), 10 rows x 13 columns.
 DOUBLE_T_MAZE = (
@@ -256,3 +267,42 @@ class MazeEnv(TextEnv):
             "are given as (row, column): moving up decreases the row, moving right increases the column.\n"
             "The available actions are: move up, move down, move left, move right."
         )
+
+
+# ------------------------------------------------------------------ the oracle scorer of planners
+_POSITION = re.compile(r"current position is at position (\d+),\s*(\d+)")
+_GOAL = re.compile(r"goal is at position (\d+),\s*(\d+)")
+
+
+@lru_cache(maxsize=256)
+def _maze_distances(task_id: str) -> tuple[dict[tuple[int, int], int], tuple[int, int]]:
+    walls, _, goal = MazeEnv()._world(task_id)
+    return bfs_distances(walls, goal), goal
+
+
+class MazeDistanceScorer:
+    """``1 - d(position) / d(start)`` with ``d`` the BFS distance to the goal (1.0 at the goal).
+
+    A planner scorer (``scorer(states) -> np.ndarray``) for Maze, an oracle: it reads the maze. The
+    position is parsed from the latest observation that states one ("Success" means the goal); the
+    maze comes from the state's ``task_id``. Unlike a progress scorer it is not monotone: walking away
+    from the goal lowers the score.
+    """
+
+    def score(self, states: Sequence[AgentState]) -> np.ndarray:
+        return np.array([self._one(s) for s in states], dtype=np.float64)
+
+    __call__ = score
+
+    def _one(self, state: AgentState) -> float:
+        dist, goal = _maze_distances(state.task_id)
+        start = _POSITION.search(state.observation)
+        d0 = dist.get((int(start[1]), int(start[2])), 1) if start else 1
+        for obs in [s.observation for s in reversed(state.steps)] + [state.observation]:
+            if obs.strip() == "Success":
+                return 1.0
+            m = _POSITION.search(obs)
+            if m:
+                d = dist.get((int(m[1]), int(m[2])), d0)
+                return 1.0 - d / max(1, d0)
+        return 0.0

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
-from agentrm_gym.envs.pddl.engine import Domain, Problem, State, Task
+from agentrm_gym.envs.pddl.engine import State, Task
 from agentrm_gym.envs.pddl.generators import DOMAINS, TEST_COUNTS, generate
+from agentrm_gym.envs.pddl.parser import Domain, Problem
 from agentrm_gym.envs.pddl.planner import oracle_for
 
 LOOK_AROUND = "look around"

@@ -16,9 +16,10 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
 from agentrm_gym.envs.tools.knowledge import Knowledge, goal_first
 from agentrm_gym.envs.tools.question import Question
+from agentrm_gym.envs.tools.schema import Param, Tool, ToolError
+from agentrm_gym.envs.tools.toolset import ToolSet, connect
 
 FIRST = ("Alice", "Bo", "Carlos", "Dana", "Elif", "Feng", "Grace", "Hiro", "Ines", "Jonas", "Kavya", "Liam",
          "Mei", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Victor", "Wen", "Yusuf")

@@ -12,9 +12,10 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
 from agentrm_gym.envs.tools.knowledge import Knowledge
 from agentrm_gym.envs.tools.question import Question
+from agentrm_gym.envs.tools.schema import Param, Tool, ToolError
+from agentrm_gym.envs.tools.toolset import ToolSet, connect
 
 WORD1 = ("Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Frozen", "Distant", "Electric",
          "Wild", "Lost", "Burning", "Paper", "Iron", "Velvet", "Northern", "Glass", "Hollow", "Bright")

@@ -7,19 +7,12 @@ import random
 from typing import Any, ClassVar
 
 from agentrm_gym.envs.tools import sheet, todo
-from agentrm_gym.envs.tools.base import (
-    FINISH_OPERATION,
-    Tool,
-    ToolEnv,
-    ToolError,
-    ToolSet,
-    connect,
-    format_call,
-    parse_task_id,
-    serialize,
-)
+from agentrm_gym.envs.tools.base import ToolEnv, parse_task_id
+from agentrm_gym.envs.tools.calls import format_call
 from agentrm_gym.envs.tools.question import Question
+from agentrm_gym.envs.tools.schema import FINISH_OPERATION, Tool, ToolError
 from agentrm_gym.envs.tools.store import change_score, changes, dump_state
+from agentrm_gym.envs.tools.toolset import ToolSet, connect, serialize
 
 #: Tool set name -> (module with build_store/make_goal/SCHEMA, ToolSet class).
 OPERATION_SETS: dict[str, tuple[Any, type[ToolSet]]] = {

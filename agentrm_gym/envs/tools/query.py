@@ -8,20 +8,12 @@ import random
 from typing import Any, ClassVar
 
 from agentrm_gym.envs.tools import academia, movie, weather
-from agentrm_gym.envs.tools.base import (
-    FINISH_QUERY,
-    Tool,
-    ToolEnv,
-    ToolError,
-    ToolSet,
-    answers_match,
-    canonical_call,
-    connect,
-    format_call,
-    parse_task_id,
-    serialize,
-)
+from agentrm_gym.envs.tools.answers import answers_match
+from agentrm_gym.envs.tools.base import ToolEnv, parse_task_id
+from agentrm_gym.envs.tools.calls import canonical_call, format_call
 from agentrm_gym.envs.tools.question import Question
+from agentrm_gym.envs.tools.schema import FINISH_QUERY, Tool, ToolError
+from agentrm_gym.envs.tools.toolset import ToolSet, connect, serialize
 
 #: Tool set name -> (module with build_database/make_question, ToolSet class).
 QUERY_SETS: dict[str, tuple[Any, type[ToolSet]]] = {

@@ -16,9 +16,10 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
 from agentrm_gym.envs.tools.knowledge import Knowledge
 from agentrm_gym.envs.tools.question import Question
+from agentrm_gym.envs.tools.schema import Param, Tool, ToolError
+from agentrm_gym.envs.tools.toolset import ToolSet, connect
 
 SCHEMA = {"sheets": ("name",), "cells": ("sheet", "row", "col"), "notes": ("sheet", "row", "col")}
 OPERATORS = ("SUM", "AVERAGE", "COUNT", "MAX", "MIN", "MINUS", "PRODUCT")

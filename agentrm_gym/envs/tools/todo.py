@@ -14,9 +14,10 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from agentrm_gym.envs.tools.base import Param, Tool, ToolError, ToolSet, connect
 from agentrm_gym.envs.tools.knowledge import Knowledge, shifted
 from agentrm_gym.envs.tools.question import Question
+from agentrm_gym.envs.tools.schema import Param, Tool, ToolError
+from agentrm_gym.envs.tools.toolset import ToolSet, connect
 
 SCHEMA = {"projects": ("id",), "tasks": ("id",)}
 PROJECTS = ("Home Renovation", "Marketing Plan", "Thesis", "Travel to Japan", "Fitness", "Garden", "Book Club",
