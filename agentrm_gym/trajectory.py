@@ -3,15 +3,23 @@
 * :class:`Step` - one turn: the agent's thought and action, the env's observation, reward and progress.
 * :class:`AgentState` - what an agent or a reward model sees: task, goal, first observation, history.
 * :class:`Trajectory` - a finished episode with its metadata, stored one JSON object per line (JSONL).
+
+Their JSON forms live here only: ``Step.from_dict``, ``Trajectory.to_dict`` / ``from_dict``,
+:func:`state_to_dict` / :func:`state_from_dict`. The JSONL helpers come from :mod:`agentrm_gym.files`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from agentrm_gym.files import append_jsonl, read_jsonl
+
+__all__ = ["AgentState", "Step", "Trajectory", "append_jsonl", "read_jsonl", "read_trajectories",
+           "state_from_dict", "state_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -103,29 +111,31 @@ class Trajectory:
         return cls(**fields)
 
 
-def append_jsonl(path: str | Path, records: Iterable[Trajectory | dict[str, Any]]) -> None:
-    """Append records to a JSONL file (append-only, so an interrupted run loses nothing written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.to_dict() if isinstance(r, Trajectory) else r, ensure_ascii=False) + "\n")
-        f.flush()
+def state_to_dict(state: AgentState) -> dict[str, Any]:
+    """The JSON form of an :class:`AgentState` (tree nodes, RM pairs, ``/score`` requests); the
+    ``admissible`` metadata is not part of it."""
+    return {"task": state.task, "task_id": state.task_id, "goal": state.goal, "observation": state.observation,
+            "instruction": state.instruction, "steps": [asdict(s) for s in state.steps]}
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Read a JSONL file, skipping a truncated last line left by an interrupted writer."""
-    with Path(path).open(encoding="utf-8") as f:
-        lines = f.readlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines) - 1:
-                return
-            raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg})") from exc
+def state_from_dict(d: dict[str, Any]) -> AgentState:
+    """An :class:`AgentState` from its JSON form; raises ``ValueError`` naming what is missing.
+
+    Steps need at least ``action`` (a missing ``observation`` reads as ``""``).
+    """
+    if not isinstance(d, dict):
+        raise ValueError(f"a state must be a JSON object, got {type(d).__name__}")
+    for key in ("task", "goal"):
+        if key not in d:
+            raise ValueError(f"a state needs {key!r}")
+    steps = d.get("steps") or []
+    if not isinstance(steps, list) or not all(isinstance(s, dict) and "action" in s for s in steps):
+        raise ValueError("'steps' must be a list of objects with at least 'action'")
+    return AgentState(
+        task=str(d["task"]), goal=str(d["goal"]), observation=str(d.get("observation", "")),
+        steps=tuple(Step.from_dict({"observation": "", **s}) for s in steps), task_id=str(d.get("task_id", "")),
+        instruction=str(d.get("instruction", "")),
+    )
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:

@@ -17,7 +17,7 @@ import gymnasium as gym
 import torch
 
 import agentrm_gym  # noqa: F401
-from agentrm_gym.agents.policy import make_policy
+from agentrm_gym.agents.factory import make_policy
 from agentrm_gym.agents.runner import oracle_trajectory
 from agentrm_gym.agents.tiny import build_tiny_policy
 from agentrm_gym.cli.envs import format_table

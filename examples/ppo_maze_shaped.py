@@ -21,7 +21,7 @@ import time
 import torch
 
 from agentrm_gym.envs.maze import DOUBLE_T_GOAL, DOUBLE_T_MAZE, bfs_distances, parse_grid
-from agentrm_gym.rm import FunctionRewardModel, RMFormat, train_value_rm
+from agentrm_gym.rm import FunctionRewardModel, RMFormat, TrainConfig, train_value_rm
 from agentrm_gym.rm.metrics import build_comparison_sets, evaluate_rm, oracle_value_samples
 from agentrm_gym.wrappers.sb3 import train_maskable_ppo
 
@@ -57,8 +57,8 @@ def main() -> None:
     t0 = time.time()
     samples = oracle_value_samples(ENV, episodes=args.rm_episodes, epsilon=0.5, seed=args.seed, split="test")
     rm = train_value_rm(
-        samples, backbone="tiny", out_dir=f"{args.out}/Maze__value_rm__{args.seed}", epochs=args.rm_epochs,
-        batch_size=32, max_length=96, seed=args.seed, resume=False, fmt=RMFormat(drop_thoughts=True),
+        samples, TrainConfig(epochs=args.rm_epochs, batch_size=32, max_length=96, seed=args.seed, resume=False),
+        backbone="tiny", out_dir=f"{args.out}/Maze__value_rm__{args.seed}", fmt=RMFormat(drop_thoughts=True),
         tiny_kwargs={"hidden_size": 64, "vocab_size": 500},
     )
     quality = evaluate_rm(rm, build_comparison_sets(ENV, episodes=15, seed=1000 + args.seed, progress_bar=False))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import agentrm_gym  # noqa: F401
+from agentrm_gym.agents.factory import make_policy
 from agentrm_gym.agents.parsing import parse_output
 from agentrm_gym.agents.planners import Greedy
 from agentrm_gym.agents.policy import (
@@ -15,7 +16,6 @@ from agentrm_gym.agents.policy import (
     NoisyOraclePolicy,
     OraclePolicy,
     RandomPolicy,
-    make_policy,
 )
 from agentrm_gym.agents.prompts import END_EXAMPLE, START_EXAMPLE, PromptBuilder, render_plain, to_sharegpt
 from agentrm_gym.agents.runner import oracle_trajectory
@@ -195,7 +195,7 @@ def test_transformers_backend_batched_sampling(tiny_policy):
 
 
 def test_sft_lowers_assistant_loss(tiny_policy):
-    from agentrm_gym.train.sft import encode_record, sft_train
+    from agentrm_gym.train.sft_trainer import encode_record, sft_train
 
     env = gym.make("agentrm/Maze-v0", split="train")
     recs = [to_sharegpt(oracle_trajectory(env, t), PromptBuilder(with_example=False))

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 import agentrm_gym  # noqa: F401
+from agentrm_gym.agents.evaluation import EvalConfig, EvalError, run_eval
 from agentrm_gym.agents.planners import make_planner
 from agentrm_gym.cli import app
-from agentrm_gym.cli.evaluate import EvalConfig, EvalError, run_eval
 from agentrm_gym.trajectory import read_jsonl
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 from typer.testing import CliRunner  # noqa: E402
 
 from agentrm_gym.cli import app  # noqa: E402
+from agentrm_gym.cli.groups import pipeline_app  # noqa: E402
 from agentrm_gym.train.config import PipelineConfig, preset  # noqa: E402
 from agentrm_gym.train.evaluate import aggregate, eval_ids  # noqa: E402
 from agentrm_gym.train.expert import run_expert  # noqa: E402
@@ -140,14 +141,15 @@ def test_config_overrides_and_presets() -> None:
 def test_cli_stage_commands(smoke_run: tuple[Path, dict, dict]) -> None:
     out, _, _ = smoke_run
     runner = CliRunner()
-    res = runner.invoke(app, ["pipeline", "--fields"])
+    res = runner.invoke(app, ["pipeline", "all", "--fields"])
     assert res.exit_code == 0 and "mcts_iterations" in res.output
     res = runner.invoke(app, ["table", "--out", str(out)])
     assert res.exit_code == 0 and "| greedy |" in res.output
-    res = runner.invoke(app, ["extract", "--out", str(out)])  # finished: prints its summary, redoes nothing
+    res = runner.invoke(app, ["pipeline", "extract", "--out", str(out)])  # finished: prints its summary, redoes nothing
     assert res.exit_code == 0 and '"pairs"' in res.output
-    res = runner.invoke(app, ["pipeline", "--out", str(out), "--stages", "nope"])
+    res = runner.invoke(app, ["pipeline", "all", "--out", str(out), "--stages", "nope"])
     assert res.exit_code != 0
-    names = {c.name for c in app.registered_commands}
-    assert {"expert", "sft", "explore", "extract", "fit-rm", "evaluate", "table", "pipeline"} <= names
+    names = {c.name for c in app.registered_commands} | {f"pipeline {c.name}" for c in pipeline_app.registered_commands}
+    assert {"pipeline expert", "pipeline sft", "pipeline explore", "pipeline extract", "pipeline train-rm",
+            "pipeline evaluate", "table", "pipeline all"} <= names
     assert set(STAGE_NAMES) == {"expert", "sft", "explore", "extract", "train-rm", "evaluate"}

@@ -298,7 +298,7 @@ def test_rm_eval_cli(value_rm) -> None:
     from agentrm_gym.cli import app
 
     _, out = value_rm
-    result = CliRunner().invoke(app, ["rm-eval", "--rm", str(out), "--env", "maze", "--episodes", "3", "--json"])
+    result = CliRunner().invoke(app, ["rm", "eval", "--rm", str(out), "--env", "maze", "--episodes", "3", "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output.strip().splitlines()[-1])
     assert 0.0 <= metrics["pairwise_accuracy"] <= 1.0 and metrics["pairs"] > 0
@@ -330,7 +330,7 @@ def test_train_rm_cli(tmp_path) -> None:
     from agentrm_gym.cli import app
 
     out = tmp_path / "rm"
-    result = CliRunner().invoke(app, ["train-rm", "--env", "maze", "--out", str(out), "--episodes", "4",
+    result = CliRunner().invoke(app, ["rm", "train", "--env", "maze", "--out", str(out), "--episodes", "4",
                                       "--epochs", "1", "--max-length", "48"])
     assert result.exit_code == 0, result.output
     assert read_card(out)["kind"] == "value" and load_reward_model(out).score([maze_state(1)]).shape == (1,)

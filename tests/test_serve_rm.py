@@ -9,8 +9,13 @@ pytest.importorskip("fastapi", reason="needs the [serve] extra")
 pytest.importorskip("httpx", reason="needs the [serve] extra")
 
 from agentrm_gym.rm import FunctionRewardModel  # noqa: E402
-from agentrm_gym.serve.rm_server import RemoteRewardModel, RMServer, state_to_dict  # noqa: E402
-from agentrm_gym.trajectory import AgentState, Step  # noqa: E402
+from agentrm_gym.rm.remote import RemoteRewardModel  # noqa: E402
+from agentrm_gym.serve.rm_server import RMServer  # noqa: E402
+from agentrm_gym.trajectory import (  # noqa: E402
+    AgentState,
+    Step,
+    state_to_dict,  # noqa: E402
+)
 
 pytestmark = pytest.mark.timeout(60)
 

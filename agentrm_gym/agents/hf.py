@@ -15,18 +15,12 @@ from typing import Any
 
 from agentrm_gym.agents.policy import Generation, LLMPolicy
 from agentrm_gym.agents.prompts import STOP_STRINGS, PromptBuilder
-from agentrm_gym.core import MissingExtra
+from agentrm_gym.extras import require_extra
 from agentrm_gym.trajectory import AgentState
 
 
 def _require_torch() -> Any:
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the [llm] extra is installed in tests
-        raise MissingExtra("the transformers backend needs torch and transformers: "
-                           "pip install 'agentrm-gym[llm]'") from exc
-    return torch
+    return require_extra(("torch", "transformers"), "llm", "the transformers backend")
 
 
 def load_model(path: str, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:

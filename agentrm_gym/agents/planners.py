@@ -35,7 +35,8 @@ from agentrm_gym.agents.policy import Policy, Proposal
 from agentrm_gym.agents.runner import initial_state, max_episode_steps, step_record, to_trajectory
 from agentrm_gym.agents.scorers import ProgressScorer, as_scorer
 from agentrm_gym.core import Snapshot, restore, snapshot
-from agentrm_gym.trajectory import AgentState, Trajectory
+from agentrm_gym.files import write_text_atomic
+from agentrm_gym.trajectory import AgentState, Trajectory, state_to_dict
 
 
 @dataclass
@@ -280,13 +281,10 @@ class MCTSNode:
     children: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.cand.state
         return {
             "id": self.id, "parent": self.parent, "action": self.action, "N": self.N, "V": self.V,
             "children": list(self.children), "terminal": self.cand.done, "progress": self.cand.progress,
-            "success": self.cand.success,
-            "state": {"task": s.task, "task_id": s.task_id, "goal": s.goal, "observation": s.observation,
-                      "instruction": s.instruction, "steps": [asdict(st) for st in s.steps]},
+            "success": self.cand.success, "state": state_to_dict(self.cand.state),
         }
 
 
@@ -300,12 +298,8 @@ class MCTSTree:
         return [n.to_dict() for n in self.nodes]
 
     def to_jsonl(self, path: str | Path) -> None:
-        """Write one JSON node a line: ``{id, parent, action, state, N, V, children, ...}``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as f:
-            for rec in self.to_records():
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        """Write one JSON node a line: ``{id, parent, action, state, N, V, children, ...}`` (atomically)."""
+        write_text_atomic(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in self.to_records()))
 
     def value_pairs(self, min_visits: int = 1) -> list[tuple[AgentState, float]]:
         """(state, V) of the nodes visited at least ``min_visits`` times (MCTS value labels)."""

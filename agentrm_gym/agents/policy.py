@@ -12,15 +12,14 @@ Backends (LLM policies share one prompt builder and one parser through :class:`L
 * ``openai``: :class:`agentrm_gym.agents.openai_backend.OpenAIPolicy`
 * ``vllm``: :class:`agentrm_gym.agents.vllm_backend.VLLMPolicy`
 
-:func:`make_policy` builds any of them from a spec string (``oracle``, ``random``, ``noisy:0.5``,
-``openai:http://host:port/v1[#model]``, ``vllm:PATH``, or a model directory / id).
+:func:`agentrm_gym.agents.factory.make_policy` builds any of them from a spec string (``oracle``, ``random``,
+``noisy:0.5``, ``openai:http://host:port/v1[#model]``, ``vllm:PATH``, or a model directory / id).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -237,32 +236,3 @@ class LLMPolicy(Policy):
 
     def propose(self, state: AgentState, n: int = 1, temperature: float = 1.0) -> list[Proposal]:
         return self.propose_batch([state], n, temperature)[0]
-
-
-def make_policy(spec: str, seed: int | None = None, **kwargs: Any) -> Policy:
-    """A policy from a spec string.
-
-    Args:
-        spec: ``oracle``, ``random``, ``noisy:P`` (noisy oracle), ``openai:URL`` (optionally
-            ``openai:URL#model``), ``vllm:PATH``, or a transformers model directory / model id.
-        seed: sampling seed.
-        **kwargs: backend options (``max_new_tokens``, ``device``, ``builder``, ``api_key``, ...).
-    """
-    if spec == "oracle":
-        return OraclePolicy(seed=seed)
-    if spec == "random":
-        return RandomPolicy(seed=seed)
-    if spec.startswith("noisy:"):
-        return NoisyOraclePolicy(float(spec.split(":", 1)[1]), seed=seed)
-    if spec.startswith("openai:"):
-        from agentrm_gym.agents.openai_backend import OpenAIPolicy
-
-        url, _, model = spec[len("openai:"):].partition("#")
-        return OpenAIPolicy(url, model=model or kwargs.pop("model", None), seed=seed, **kwargs)
-    if spec.startswith("vllm:"):
-        from agentrm_gym.agents.vllm_backend import VLLMPolicy
-
-        return VLLMPolicy(spec[len("vllm:"):], seed=seed, **kwargs)
-    from agentrm_gym.agents.hf import TransformersPolicy
-
-    return TransformersPolicy(spec, seed=seed, **kwargs)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentrm_gym.agents.parsing import format_turn
+from agentrm_gym.files import write_json_atomic
 from agentrm_gym.trajectory import AgentState, Trajectory
 
 START_EXAMPLE = "[START OF THE EXAMPLE]"
@@ -87,13 +87,6 @@ def episode_messages(state: AgentState | Trajectory) -> list[Message]:
     return out
 
 
-def _atomic_write_json(path: str, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False)
-    os.replace(tmp, path)
-
-
 def oracle_example(task: str, max_steps: int = 12, candidates: int = 8) -> Trajectory | None:
     """The one-shot example of ``task``: the oracle on a train task (cached in memory and on disk).
 
@@ -104,7 +97,7 @@ def oracle_example(task: str, max_steps: int = 12, candidates: int = 8) -> Traje
     with _EXAMPLES_LOCK:
         if key in _EXAMPLES:
             return _EXAMPLES[key]
-        from agentrm_gym.cache import cache_dir
+        from agentrm_gym.files import cache_dir
 
         path = os.path.join(cache_dir("prompts"), f"{task}-example-{max_steps}.json")
         if os.path.exists(path):
@@ -117,7 +110,7 @@ def oracle_example(task: str, max_steps: int = 12, candidates: int = 8) -> Traje
         example = _build_oracle_example(task, max_steps, candidates)
         if example is None:
             return None
-        _atomic_write_json(path, example.to_dict())
+        write_json_atomic(path, example.to_dict(), indent=None)
         _EXAMPLES[key] = example
         return example
 

@@ -44,17 +44,3 @@ class ProgressScorer:
         return np.array([s.steps[-1].progress if s.steps else 0.0 for s in states], dtype=np.float64)
 
     __call__ = score
-
-
-def __getattr__(name: str) -> Any:
-    """Task scorers once defined here (``MazeDistanceScorer``), resolved through the task table.
-
-    Kept so that ``from agentrm_gym.agents.scorers import MazeDistanceScorer`` still works; new code
-    should call :func:`agentrm_gym.registry.task_scorer` instead.
-    """
-    from agentrm_gym import registry
-
-    for spec in registry.TASKS.values():
-        if spec.scorer and spec.scorer.rpartition(":")[2] == name:
-            return registry.load_scorer(spec)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

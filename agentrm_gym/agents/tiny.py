@@ -1,12 +1,15 @@
 """A tiny GPT-2-style policy built from a config, with a byte-level BPE tokenizer trained on env text.
 
-It builds in seconds on a CPU and is the default model of tests, benchmarks and the demo; the pipeline's
-SFT stage (:func:`agentrm_gym.train.sft.sft_train`) makes it act. Nothing is downloaded.
+It builds in seconds on a CPU and is the default model of tests, benchmarks and the demo. It comes
+untrained: training it is the trainers' job (:mod:`agentrm_gym.train.sft_trainer`, whose
+``build_sft_tiny_policy`` also SFTs it on the oracle episodes, and the pipeline's SFT stage
+:mod:`agentrm_gym.train.sft_stage`). Nothing is downloaded.
 
 * :func:`env_corpus` - oracle episodes of some tasks rendered as prompts (the tokenizer's training text);
 * :func:`train_tokenizer` - a ByteLevel BPE ``PreTrainedTokenizerFast`` with bos/eos/pad and the plain
   chat template of :mod:`agentrm_gym.agents.prompts`;
 * :func:`build_tiny_model` - ``GPT2LMHeadModel`` from a small ``GPT2Config`` (2 layers, 128 wide);
+* :func:`build_tiny_parts` / :func:`save_policy` - both plus the oracle episodes; one Hugging Face directory;
 * :func:`build_tiny_policy` - both, saved as a Hugging Face directory (load with ``make_policy(path)``);
 * :func:`tiny_policy_dir` - the same, built once into the cache.
 """
@@ -92,17 +95,17 @@ def build_tiny_model(tokenizer: Any, n_layer: int = 2, n_embd: int = 128, n_head
     return model.eval()
 
 
-def build_tiny_policy(out_dir: str | os.PathLike, tasks: Sequence[str] = ("Maze",), episodes: int = 40,
-                      vocab_size: int = 1024, seed: int = 0, sft_steps: int = 0, **model_kwargs: Any) -> Path:
-    """Train the tokenizer on oracle episodes, build the model (optionally SFT it), save both to ``out_dir``."""
+def build_tiny_parts(tasks: Sequence[str] = ("Maze",), episodes: int = 40, vocab_size: int = 1024, seed: int = 0,
+                     **model_kwargs: Any) -> tuple[Any, Any, list[Trajectory]]:
+    """``(model, tokenizer, oracle trajectories)``: the tokenizer trained on oracle episodes, the model fresh."""
     trajs = oracle_episodes(tasks, episodes, seed=seed)
     tokenizer = train_tokenizer(env_corpus(trajs), vocab_size)
     model = build_tiny_model(tokenizer, seed=seed, **model_kwargs)
-    if sft_steps > 0:
-        from agentrm_gym.train.sft import sft_train
+    return model, tokenizer, trajs
 
-        builder = PromptBuilder()
-        sft_train(model, tokenizer, [to_sharegpt(t, builder) for t in trajs], steps=sft_steps, seed=seed)
+
+def save_policy(model: Any, tokenizer: Any, out_dir: str | os.PathLike) -> Path:
+    """Save a model and its tokenizer as one Hugging Face directory (load with ``make_policy(path)``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -110,17 +113,24 @@ def build_tiny_policy(out_dir: str | os.PathLike, tasks: Sequence[str] = ("Maze"
     return out
 
 
-def tiny_policy_dir(tasks: Sequence[str] = ("Maze",), sft_steps: int = 0, seed: int = 0) -> Path:
+def build_tiny_policy(out_dir: str | os.PathLike, tasks: Sequence[str] = ("Maze",), episodes: int = 40,
+                      vocab_size: int = 1024, seed: int = 0, **model_kwargs: Any) -> Path:
+    """Train the tokenizer on oracle episodes, build the (untrained) model, save both to ``out_dir``."""
+    model, tokenizer, _ = build_tiny_parts(tasks, episodes, vocab_size, seed, **model_kwargs)
+    return save_policy(model, tokenizer, out_dir)
+
+
+def tiny_policy_dir(tasks: Sequence[str] = ("Maze",), seed: int = 0) -> Path:
     """:func:`build_tiny_policy` into ``cache_dir("models")``, built once (temp dir, then an atomic rename)."""
-    from agentrm_gym.cache import cache_dir
+    from agentrm_gym.files import cache_dir
 
     root = cache_dir("models")
-    final = root / f"tiny-{'-'.join(tasks)}-sft{sft_steps}-s{seed}"
+    final = root / f"tiny-{'-'.join(tasks)}-sft0-s{seed}"
     if (final / "config.json").exists():
         return final
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
     try:
-        build_tiny_policy(tmp, tasks, seed=seed, sft_steps=sft_steps)
+        build_tiny_policy(tmp, tasks, seed=seed)
         try:
             os.rename(tmp, final)
         except OSError:  # another process finished first

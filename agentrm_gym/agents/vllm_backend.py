@@ -9,19 +9,19 @@ follows vLLM's documented ``LLM.generate(prompts, SamplingParams)`` API.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
 from agentrm_gym.agents.policy import Generation, LLMPolicy
 from agentrm_gym.agents.prompts import STOP_STRINGS, PromptBuilder, render
 from agentrm_gym.core import MissingExtra
+from agentrm_gym.extras import is_available
 from agentrm_gym.trajectory import AgentState
 
 
 def is_vllm_available() -> bool:
     """Whether the ``vllm`` package can be imported."""
-    return importlib.util.find_spec("vllm") is not None
+    return is_available("vllm")
 
 
 def require_vllm() -> Any:
@@ -29,12 +29,11 @@ def require_vllm() -> Any:
     if not is_vllm_available():
         raise MissingExtra("the vllm backend needs vLLM and a CUDA GPU: pip install 'agentrm-gym[vllm]' "
                            "(or serve the model with `vllm serve` and use --policy openai:URL)")
-    try:
+    has_gpu = False
+    if is_available("torch"):
         import torch
 
         has_gpu = torch.cuda.is_available()
-    except ImportError:
-        has_gpu = False
     if not has_gpu:
         raise MissingExtra("the vllm backend needs a CUDA GPU and none is visible; use the transformers "
                            "backend (a model path) or an OpenAI-compatible endpoint (openai:URL)")

@@ -1,7 +1,15 @@
-"""The ``agentrm`` command line.
+"""The ``agentrm`` command line (thin: the work is done by the library).
 
-Each module in this package holds one group of subcommands and a ``register(app)`` function; they are
-added here in order, so a new stage only adds a module and a line to :data:`COMMAND_MODULES`.
+::
+
+    agentrm envs | play | eval | demo | baselines | table | ppo
+    agentrm pipeline expert | sft | explore | extract | train-rm | evaluate | all
+    agentrm rm train | eval
+    agentrm serve policy | rm
+
+Each module in this package holds some commands and a ``register(app)`` function that adds them to the
+app or to their group (:mod:`agentrm_gym.cli.groups`); every name is fixed by its module, none depends on
+the order of :data:`COMMAND_MODULES`.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import importlib
 
 import typer
 
-from agentrm_gym.cli.groups import serve_app
+from agentrm_gym.cli.groups import GROUPS
 
 app = typer.Typer(
     name="agentrm",
@@ -32,7 +40,8 @@ for _name in COMMAND_MODULES:
         continue
     _module.register(app)
 
-app.add_typer(serve_app, name="serve")
+for _group, _typer in GROUPS:
+    app.add_typer(_typer, name=_group)
 
 
 def main() -> None:

@@ -1,7 +1,16 @@
-"""Sub-command groups shared by several CLI modules (``agentrm serve policy|rm``)."""
+"""The sub-command groups of ``agentrm``: ``pipeline <stage>``, ``rm train|eval``, ``serve policy|rm``."""
 
 from __future__ import annotations
 
 import typer
 
+pipeline_app = typer.Typer(
+    help="The AgentRM pipeline over one run directory: its stages one by one, or `all` of them.",
+    no_args_is_help=True,
+)
+rm_app = typer.Typer(help="Reward models outside the pipeline (oracle-label training, RMB metrics).",
+                     no_args_is_help=True)
 serve_app = typer.Typer(help="HTTP servers: an OpenAI-compatible policy, a reward model.", no_args_is_help=True)
+
+#: (name, group) of every group, added to the app by :mod:`agentrm_gym.cli`.
+GROUPS = [("pipeline", pipeline_app), ("rm", rm_app), ("serve", serve_app)]

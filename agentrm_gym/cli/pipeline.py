@@ -1,13 +1,12 @@
-"""The pipeline's stage commands: ``agentrm expert | sft | explore | extract | fit-rm | table | pipeline``.
+"""The pipeline's commands: ``agentrm pipeline expert | sft | explore | extract | train-rm | evaluate | all``
+and ``agentrm table``.
 
-Every command takes the run directory (``--out``; ``agentrm pipeline`` makes a new
+Every command takes the run directory (``--out``; ``agentrm pipeline all`` makes a new
 ``runs/{name}__pipeline__{seed}__{time}`` without it), a ``--preset`` (smoke, demo, full) and any number
 of ``--set field=value`` overrides of :class:`agentrm_gym.train.config.PipelineConfig` (``agentrm pipeline
---fields`` lists them with their help). A stage reads the files of the stages before it in the same
+all --fields`` lists them with their help). A stage reads the files of the stages before it in the same
 run directory and skips work already done, so an interrupted command is resumed by running it again.
-
-The RM stage is ``agentrm fit-rm`` here because ``agentrm train-rm`` (agentrm_gym.cli.rm) trains on
-oracle-labelled rollouts; ``agentrm pipeline --stages train-rm`` runs the pipeline's version too.
+The stage names are those of :data:`agentrm_gym.train.pipeline.STAGE_NAMES`.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from __future__ import annotations
 import json
 
 import typer
+
+from agentrm_gym.cli.groups import pipeline_app
 
 STAGE_HELP = {
     "expert": "Stage 1: the oracle plays train tasks -> expert/trajectories.jsonl and ShareGPT expert/sft.jsonl.",
@@ -63,7 +64,7 @@ def _stage_command(stage: str):  # noqa: ANN202 - typer reads the signature
     return command
 
 
-def pipeline(
+def run_all(
     out: str = typer.Option(None, "--out", help="run directory (default: runs/{name}__pipeline__{seed}__{time})"),
     preset_name: str = PRESET_OPT,
     overrides: list[str] = SET_OPT,
@@ -99,18 +100,15 @@ def table(out: str = typer.Option(..., "--out", help="a run directory with eval/
         return
     episodes = root / "eval" / "episodes.jsonl"
     if not episodes.exists():
-        raise typer.BadParameter(f"{episodes} does not exist: run `agentrm evaluate --out {out}` first")
+        raise typer.BadParameter(f"{episodes} does not exist: run `agentrm pipeline evaluate --out {out}` first")
     cfg = load_config(str(root / "config.json"))
     results = {"table": aggregate(list(read_jsonl(episodes)), list(cfg.eval_tasks), list(cfg.rm_tasks))}
     typer.echo("(partial: evaluation not finished)\n" + render_markdown(results, list(cfg.eval_tasks), list(cfg.rm_tasks)))
 
 
 def register(app: typer.Typer) -> None:
-    existing = {c.name for c in app.registered_commands}
-    for stage in ("expert", "sft", "explore", "extract", "evaluate"):
-        app.command(stage)(_stage_command(stage))
-    app.command("fit-rm")(_stage_command("train-rm"))
-    if "train-rm" not in existing:  # only when agentrm_gym.cli.rm does not define its own
-        app.command("train-rm")(_stage_command("train-rm"))
+    """The stages and ``all`` in the ``pipeline`` group, ``table`` at the top level."""
+    for stage in STAGE_HELP:
+        pipeline_app.command(stage)(_stage_command(stage))
+    pipeline_app.command("all")(run_all)
     app.command("table")(table)
-    app.command("pipeline")(pipeline)

@@ -1,4 +1,8 @@
-"""``agentrm rm-eval`` (RMB-style RM quality on oracle comparison sets) and ``agentrm train-rm``."""
+"""``agentrm rm eval`` (RMB-style RM quality on oracle comparison sets) and ``agentrm rm train``.
+
+``agentrm rm train`` trains a value RM on oracle-labelled rollouts of one env; the pipeline's RM stage on
+MCTS labels is ``agentrm pipeline train-rm``. Both call :func:`agentrm_gym.rm.train_value_rm`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import math
 
 import typer
+
+from agentrm_gym.cli.groups import rm_app
 
 
 def rm_eval(
@@ -22,7 +28,7 @@ def rm_eval(
     from agentrm_gym.rm.metrics import build_comparison_sets, evaluate_rm
 
     if rm.startswith(("http://", "https://")):
-        from agentrm_gym.serve.rm_server import RemoteRewardModel
+        from agentrm_gym.rm.remote import RemoteRewardModel
 
         model = RemoteRewardModel(rm)
     else:
@@ -54,15 +60,16 @@ def train_rm(
     seed: int = typer.Option(0),
 ) -> None:
     """Train a value RM on oracle-labelled rollouts (values 1 - d/d0 for Maze) and save it to --out."""
-    from agentrm_gym.rm import train_value_rm
+    from agentrm_gym.rm import TrainConfig, train_value_rm
     from agentrm_gym.rm.metrics import oracle_value_samples
 
     samples = oracle_value_samples(env, episodes=episodes, epsilon=epsilon, seed=seed, split=split)
-    model = train_value_rm(samples, backbone=backbone, out_dir=out, epochs=epochs, batch_size=batch_size,
-                           max_length=max_length, seed=seed)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, max_length=max_length, seed=seed)
+    model = train_value_rm(samples, config, backbone=backbone, out_dir=out)
     typer.echo(json.dumps({"out": out, "samples": len(samples), **model.card().get("metrics", {})}))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("rm-eval")(rm_eval)
-    app.command("train-rm")(train_rm)
+    """Both commands live in the ``rm`` group (added to the app by ``agentrm_gym.cli``)."""
+    rm_app.command("eval")(rm_eval)
+    rm_app.command("train")(train_rm)

@@ -7,7 +7,6 @@ import typer
 from agentrm_gym.cli.groups import serve_app
 
 
-@serve_app.command("policy")
 def serve_policy(
     model: str = typer.Option(..., "--model", help="a causal-LM directory or model id"),
     host: str = typer.Option("127.0.0.1", help="bind address"),
@@ -22,4 +21,5 @@ def serve_policy(
 
 
 def register(app: typer.Typer) -> None:
-    """The command lives in the shared ``serve`` group (added to the app by ``agentrm_gym.cli``)."""
+    """The command lives in the ``serve`` group (added to the app by ``agentrm_gym.cli``)."""
+    serve_app.command("policy")(serve_policy)

@@ -8,7 +8,7 @@ from agentrm_gym.cli.groups import serve_app
 
 
 def serve_rm(
-    rm: str = typer.Option(..., "--rm", help="reward-model directory (written by rm.save() / agentrm train-rm)"),
+    rm: str = typer.Option(..., "--rm", help="reward-model directory (written by rm.save() / agentrm rm train)"),
     host: str = typer.Option("127.0.0.1", help="bind address"),
     port: int = typer.Option(8001, help="TCP port"),
     batch_size: int = typer.Option(32, help="states per model forward pass"),

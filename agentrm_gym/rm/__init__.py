@@ -4,14 +4,17 @@ One API for every kind: ``rm.score(states) -> np.ndarray`` (also ``rm(states)``)
 RM input text (:mod:`agentrm_gym.rm.base`). Where things are:
 
 * :mod:`~agentrm_gym.rm.format` - RM input text: per-task header + Thought/Action/Observation history;
+* :mod:`~agentrm_gym.rm.trainer` - the configs (:class:`TrainConfig`, :class:`PairwiseConfig`,
+  :class:`ImplicitConfig`) and the training loop the trainers share;
 * :mod:`~agentrm_gym.rm.value` - the explicit value RM and :func:`train_value_rm` (MSE);
-* :mod:`~agentrm_gym.rm.pairwise` - Bradley-Terry training on preference pairs;
-* :mod:`~agentrm_gym.rm.implicit` - ``beta * log pi/pi_ref`` (PRIME-style) and its trainer;
+* :mod:`~agentrm_gym.rm.pairwise` - Bradley-Terry training on preference pairs (:func:`train_pairwise_rm`);
+* :mod:`~agentrm_gym.rm.implicit` - ``beta * log pi/pi_ref`` (PRIME-style) and :func:`train_implicit_rm`;
 * :mod:`~agentrm_gym.rm.judge` - LLM-as-judge, pointwise P("Yes") and listwise;
-* :mod:`~agentrm_gym.rm.io` - save/load: HF directory + ``agentrm_rm.json`` card, :func:`load_reward_model`;
+* :mod:`~agentrm_gym.rm.card` - the ``agentrm_rm.json`` card and the checks of a saved directory's files;
+* :mod:`~agentrm_gym.rm.loading` - :func:`load_reward_model` (reads the card, builds the variant);
+* :mod:`~agentrm_gym.rm.remote` - :class:`RemoteRewardModel`, a client of ``agentrm serve rm``;
 * :mod:`~agentrm_gym.rm.metrics` - RMB-style pairwise / Best-of-N accuracy, Spearman, oracle comparison sets;
-* :mod:`~agentrm_gym.rm.backbones` - MiniLM default, tiny from-scratch BERT / GPT-2, encoding;
-* :mod:`~agentrm_gym.serve.rm_server` - HTTP serving and :class:`RemoteRewardModel` (a client).
+* :mod:`~agentrm_gym.rm.backbones` - MiniLM default, tiny from-scratch BERT / GPT-2, encoding.
 
 torch and transformers are imported only when a model is built or loaded.
 """
@@ -21,20 +24,25 @@ from __future__ import annotations
 from typing import Any
 
 from agentrm_gym.rm.base import FunctionRewardModel, RewardModel, ScoreStats
+from agentrm_gym.rm.card import CARD_NAME, RMLoadError, read_card
 from agentrm_gym.rm.format import HEADER_VERSION, RMFormat
-from agentrm_gym.rm.io import CARD_NAME, RMLoadError, load_reward_model, read_card
+from agentrm_gym.rm.loading import load_reward_model
+from agentrm_gym.rm.trainer import ImplicitConfig, PairwiseConfig, TrainConfig
 
 __all__ = [
     "CARD_NAME",
     "HEADER_VERSION",
     "FunctionRewardModel",
+    "ImplicitConfig",
     "ImplicitRewardModel",
     "JudgeRewardModel",
+    "PairwiseConfig",
     "RMFormat",
     "RMLoadError",
     "RemoteRewardModel",
     "RewardModel",
     "ScoreStats",
+    "TrainConfig",
     "ValueRewardModel",
     "load_reward_model",
     "read_card",
@@ -50,7 +58,7 @@ _LAZY = {
     "ImplicitRewardModel": "agentrm_gym.rm.implicit",
     "train_implicit_rm": "agentrm_gym.rm.implicit",
     "JudgeRewardModel": "agentrm_gym.rm.judge",
-    "RemoteRewardModel": "agentrm_gym.serve.rm_server",
+    "RemoteRewardModel": "agentrm_gym.rm.remote",
 }
 
 

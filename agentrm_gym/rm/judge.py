@@ -104,7 +104,7 @@ class JudgeRewardModel(RewardModel):
         return {**super().card(), "backbone": self.backbone, "max_length": self.max_length, **self.meta}
 
     def save(self, path: str | Path) -> Path:
-        from agentrm_gym.rm.io import write_card
+        from agentrm_gym.rm.card import write_card
 
         path = Path(path)
         self.model.save_pretrained(path)

@@ -20,7 +20,7 @@ import numpy as np
 
 from agentrm_gym.rm.backbones import DEFAULT_BACKBONE, require_torch
 from agentrm_gym.rm.format import RMFormat
-from agentrm_gym.rm.training import TrainConfig, fit, split_indices
+from agentrm_gym.rm.trainer import PairwiseConfig, fit, split_indices
 from agentrm_gym.rm.value import ValueRewardModel, build_value_model
 from agentrm_gym.trajectory import AgentState
 
@@ -35,41 +35,34 @@ def bradley_terry_loss(chosen: Any, rejected: Any, margin: float = 0.0, label_sm
 
 def train_pairwise_rm(
     pairs: Iterable[tuple[AgentState, AgentState]],
+    config: PairwiseConfig | None = None,
+    *,
     backbone: str = DEFAULT_BACKBONE,
     out_dir: str | Path = "runs/pairwise_rm",
-    margin: float = 0.0,
-    label_smoothing: float = 0.0,
-    epochs: int = 3,
-    lr: float | None = None,
-    batch_size: int = 16,
-    val_fraction: float = 0.1,
-    patience: int = 2,
-    seed: int = 0,
-    resume: bool = True,
-    max_length: int = 256,
-    checkpoint_every: int = 200,
     fmt: RMFormat | None = None,
     tiny_kwargs: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> ValueRewardModel:
     """Train a reward model on ``(chosen, rejected)`` state pairs with the Bradley-Terry loss.
 
-    Arguments as :func:`~agentrm_gym.rm.value.train_value_rm`, plus ``margin`` and ``label_smoothing``.
+    Arguments as :func:`~agentrm_gym.rm.value.train_value_rm`; the config is a :class:`PairwiseConfig`
+    (``margin`` and ``label_smoothing`` besides the :class:`TrainConfig` fields).
     """
     torch = require_torch()
     data = list(pairs)
     if len(data) < 2:
         raise ValueError(f"train_pairwise_rm needs at least 2 pairs, got {len(data)}")
+    cfg = PairwiseConfig.build(config, **overrides)
+    margin, label_smoothing = cfg.margin, cfg.label_smoothing
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
     fmt = fmt or RMFormat()
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, val_fraction=val_fraction, patience=patience,
-                      seed=seed, max_length=max_length, checkpoint_every=checkpoint_every, resume=resume)
     chosen = [fmt.text(c) for c, _ in data]
     rejected = [fmt.text(r) for _, r in data]
-    train_idx, val_idx = split_indices(len(data), val_fraction, seed)
+    train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
     rm, scratch = build_value_model(
-        backbone, [chosen[i] for i in train_idx] + [rejected[i] for i in train_idx], fmt, max_length, seed,
-        tiny_kwargs, resume_dir=out_dir if resume else None,
+        backbone, [chosen[i] for i in train_idx] + [rejected[i] for i in train_idx], fmt, cfg.max_length, cfg.seed,
+        tiny_kwargs, resume_dir=out_dir if cfg.resume else None,
     )
 
     def pair_scores(model: Any, idx: Sequence[int]) -> tuple[Any, Any]:

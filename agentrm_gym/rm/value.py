@@ -6,8 +6,8 @@ with a WordPiece tokenizer trained on the samples' texts. Loss: ``MSE(V(s), v)``
 
 Quick start::
 
-    from agentrm_gym.rm import train_value_rm
-    rm = train_value_rm([(state, 0.7), ...], backbone="tiny", out_dir="runs/rm", epochs=3)
+    from agentrm_gym.rm import TrainConfig, train_value_rm
+    rm = train_value_rm([(state, 0.7), ...], TrainConfig(epochs=3), backbone="tiny", out_dir="runs/rm")
     rm.score([state])            # np.ndarray of values
     rm = load_reward_model("runs/rm")
 """
@@ -30,8 +30,8 @@ from agentrm_gym.rm.backbones import (
 )
 from agentrm_gym.rm.base import RewardModel
 from agentrm_gym.rm.format import RMFormat, split_rm_text
-from agentrm_gym.rm.training import TrainConfig, fit, split_indices
-from agentrm_gym.trajectory import AgentState
+from agentrm_gym.rm.trainer import TrainConfig, fit, split_indices
+from agentrm_gym.trajectory import AgentState, state_from_dict
 
 
 class ValueRewardModel(RewardModel):
@@ -79,7 +79,7 @@ class ValueRewardModel(RewardModel):
 
     def save(self, path: str | Path) -> Path:
         """Write the HF directory (weights, config, tokenizer) and the JSON card."""
-        from agentrm_gym.rm.io import write_card
+        from agentrm_gym.rm.card import write_card
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -96,13 +96,7 @@ def as_value_samples(samples: Iterable[Any]) -> list[tuple[AgentState, float]]:
         if isinstance(s, dict):
             st = s["state"]
             if isinstance(st, dict):
-                from agentrm_gym.trajectory import Step
-
-                st = AgentState(
-                    task=st["task"], goal=st["goal"], observation=st.get("observation", ""),
-                    steps=tuple(Step.from_dict(x) for x in st.get("steps", [])), task_id=st.get("task_id", ""),
-                    instruction=st.get("instruction", ""),
-                )
+                st = state_from_dict(st)
             out.append((st, float(s["value"])))
         else:
             st, v = s
@@ -121,7 +115,7 @@ def build_value_model(
     """
     ckpt = Path(resume_dir) / "checkpoint" if resume_dir else None
     if ckpt is not None and (ckpt / "trainer_state.pt").exists():
-        from agentrm_gym.rm.io import load_tokenizer
+        from agentrm_gym.rm.card import load_tokenizer
 
         model, tok = load_value_backbone(str(ckpt))
         tok = load_tokenizer(ckpt)
@@ -139,19 +133,13 @@ def build_value_model(
 
 def train_value_rm(
     samples: Iterable[Any],
+    config: TrainConfig | None = None,
+    *,
     backbone: str = DEFAULT_BACKBONE,
     out_dir: str | Path = "runs/value_rm",
-    epochs: int = 3,
-    lr: float | None = None,
-    batch_size: int = 16,
-    val_fraction: float = 0.1,
-    patience: int = 2,
-    seed: int = 0,
-    resume: bool = True,
-    max_length: int = 256,
-    checkpoint_every: int = 200,
     fmt: RMFormat | None = None,
     tiny_kwargs: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> ValueRewardModel:
     """Train an explicit RM by MSE on (state, value) pairs; save it (HF dir + card) in ``out_dir``.
 
@@ -160,6 +148,8 @@ def train_value_rm(
 
     Args:
         samples: ``(AgentState, value)`` tuples or ``{"state", "value"}`` dicts.
+        config: the hyperparameters (default ``TrainConfig()``); ``overrides`` change single fields
+            (``epochs=1, batch_size=32``).
         backbone: ``"minilm"`` (default, pretrained), ``"tiny"`` (from scratch) or a model directory.
         fmt: the RM text format (drop thoughts / observations).
         tiny_kwargs: ``hidden_size``, ``num_layers``, ``vocab_size`` ... of the tiny backbone.
@@ -173,14 +163,13 @@ def train_value_rm(
     data = as_value_samples(samples)
     if len(data) < 2:
         raise ValueError(f"train_value_rm needs at least 2 samples, got {len(data)}")
+    cfg = TrainConfig.build(config, **overrides)
     fmt = fmt or RMFormat()
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, val_fraction=val_fraction, patience=patience,
-                      seed=seed, max_length=max_length, checkpoint_every=checkpoint_every, resume=resume)
     texts = [fmt.text(s) for s, _ in data]
     values = np.array([v for _, v in data], dtype=np.float32)
-    train_idx, val_idx = split_indices(len(data), val_fraction, seed)
-    rm, scratch = build_value_model(backbone, [texts[i] for i in train_idx], fmt, max_length, seed, tiny_kwargs,
-                                    resume_dir=out_dir if resume else None)
+    train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
+    rm, scratch = build_value_model(backbone, [texts[i] for i in train_idx], fmt, cfg.max_length, cfg.seed,
+                                    tiny_kwargs, resume_dir=out_dir if cfg.resume else None)
 
     def batch_loss(model: Any, idx: Sequence[int]) -> Any:
         pred = rm.forward_texts(model, [texts[train_idx[i]] for i in idx])

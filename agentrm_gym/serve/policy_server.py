@@ -20,14 +20,11 @@ import time
 import uuid
 from typing import Any
 
-from agentrm_gym.core import MissingExtra
+from agentrm_gym.extras import is_available, require_extra
 
-try:  # request schemas live at module level so FastAPI can resolve the (string) annotations
+# request schemas live at module level so FastAPI can resolve the (string) annotations
+if is_available("pydantic"):  # pydantic comes with fastapi ([serve] extra)
     from pydantic import BaseModel, Field
-except ImportError:  # pragma: no cover - pydantic comes with fastapi ([serve] extra)
-    BaseModel = None  # type: ignore[assignment,misc]
-
-if BaseModel is not None:
 
     class CompletionRequest(BaseModel):
         model: str | None = None
@@ -59,11 +56,7 @@ if BaseModel is not None:
 
 
 def _require_serve() -> None:
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - installed with the [serve] extra
-        raise MissingExtra("agentrm serve needs fastapi and uvicorn: pip install 'agentrm-gym[serve]'") from exc
+    require_extra(("fastapi", "uvicorn"), "serve", "agentrm serve")
 
 
 def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: Any = None,

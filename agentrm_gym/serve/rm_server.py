@@ -1,4 +1,4 @@
-"""Serve a reward model over HTTP, and a client that scores through such a server.
+"""Serve a reward model over HTTP.
 
 Endpoints of :func:`create_app`:
 
@@ -9,52 +9,28 @@ Endpoints of :func:`create_app`:
 * ``GET /health`` - ``{"status": "ok", "kind": ..., "header_version": ...}``.
 
 :class:`RMServer` runs uvicorn in a background thread (tests, notebooks); ``agentrm serve rm --rm PATH``
-runs it in the foreground. :class:`RemoteRewardModel` implements ``score()`` against a server.
+runs it in the foreground. The client, :class:`~agentrm_gym.rm.remote.RemoteRewardModel`, lives with the
+reward models (re-exported here).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from agentrm_gym.core import MissingExtra
+from agentrm_gym.extras import require_extra
 from agentrm_gym.rm.base import RewardModel
-from agentrm_gym.trajectory import AgentState, Step
+from agentrm_gym.rm.remote import RemoteRewardModel
+from agentrm_gym.trajectory import state_from_dict, state_to_dict
 
-
-def state_to_dict(state: AgentState) -> dict[str, Any]:
-    d = asdict(state)
-    d["steps"] = [asdict(s) for s in state.steps]
-    return d
-
-
-def state_from_dict(d: dict[str, Any]) -> AgentState:
-    """An :class:`AgentState` from its JSON form; raises ``ValueError`` naming what is missing."""
-    if not isinstance(d, dict):
-        raise ValueError(f"a state must be a JSON object, got {type(d).__name__}")
-    for key in ("task", "goal"):
-        if key not in d:
-            raise ValueError(f"a state needs {key!r}")
-    steps = d.get("steps") or []
-    if not isinstance(steps, list) or not all(isinstance(s, dict) and "action" in s for s in steps):
-        raise ValueError("'steps' must be a list of objects with at least 'action'")
-    return AgentState(
-        task=str(d["task"]), goal=str(d["goal"]), observation=str(d.get("observation", "")),
-        steps=tuple(Step.from_dict({"observation": "", **s}) for s in steps), task_id=str(d.get("task_id", "")),
-        instruction=str(d.get("instruction", "")),
-    )
+__all__ = ["RMServer", "RemoteRewardModel", "create_app", "state_from_dict", "state_to_dict"]
 
 
 def _require_serve() -> None:
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtra(f"serving needs fastapi and uvicorn ({exc.name} missing): pip install 'agentrm-gym[serve]'") from exc
+    require_extra(("fastapi", "uvicorn"), "serve", "serving")
 
 
 def create_app(rm: RewardModel) -> Any:
@@ -145,45 +121,3 @@ class RMServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-class RemoteRewardModel(RewardModel):
-    """A reward model behind ``agentrm serve rm`` (or any server with the same ``/score``).
-
-    Scores are cached locally like any RM; each batch of misses is one HTTP request
-    (``stats.forward_calls``).
-
-    Args:
-        url: the server's base URL, e.g. ``http://127.0.0.1:8001``.
-        timeout: seconds per request.
-    """
-
-    kind = "remote"
-
-    def __init__(self, url: str, timeout: float = 60.0, batch_size: int = 64, cache_size: int = 100_000):
-        super().__init__(batch_size=batch_size, cache_size=cache_size)
-        try:
-            import httpx
-        except ImportError as exc:
-            raise MissingExtra("RemoteRewardModel needs httpx: pip install 'agentrm-gym[serve]'") from exc
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout)
-
-    def _post(self, route: str, payload: dict[str, Any], key: str) -> np.ndarray:
-        self.stats.forward_calls += 1
-        resp = self._client.post(self.url + route, json=payload)
-        if resp.status_code != 200:
-            raise RuntimeError(f"{self.url}{route}: HTTP {resp.status_code}: {resp.text[:300]}")
-        return np.asarray(resp.json()[key], dtype=np.float64)
-
-    def _score_states(self, states: list[AgentState]) -> np.ndarray:
-        return self._post("/score", {"states": [state_to_dict(s) for s in states]}, "scores")
-
-    def _score_texts(self, texts: list[str]) -> np.ndarray:
-        return self._post("/get_reward", {"query": texts}, "rewards")
-
-    def health(self) -> dict[str, Any]:
-        return self._client.get(self.url + "/health").json()
-
-    def close(self) -> None:
-        self._client.close()

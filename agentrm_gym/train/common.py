@@ -1,26 +1,31 @@
-"""Pieces every pipeline stage shares: the compact prompt, run-directory files, env opening, threads.
+"""Pieces every pipeline stage shares: the stage preamble, the compact prompt, env opening, threads.
 
+* :func:`begin_stage` / :class:`Stage` - the preamble of every stage: ``<run>/<stage>/done.json`` present
+  means finished (its summary is returned as is), else the clock starts, torch threads are set and the
+  directory is made; :meth:`Stage.finish` writes ``done.json`` last, so a re-run skips finished stages;
 * :class:`CompactPromptBuilder` - the policy prompt of the pipeline's tiny model: a one-line instruction,
   no one-shot example, the episode cut to a token budget (the tiny model has no prior to read a long
   instruction with, and every prompt token costs CPU time);
-* :func:`write_json_atomic` / :func:`done_marker` / :func:`is_done` - resumability: a stage writes
-  ``<stage>/done.json`` last, and a re-run skips stages that have it;
+* :func:`done_marker` / :func:`is_done` / :func:`read_done` - the ``done.json`` files themselves;
 * :func:`open_env` - ``make(task, split=...)``, or ``None`` plus a note when the task's extra is missing;
 * :func:`set_threads` - ``torch.set_num_threads`` once per process.
+
+Atomic writes and JSONL repair come from :mod:`agentrm_gym.files`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from agentrm_gym.agents.prompts import Message, PromptBuilder
+from agentrm_gym.files import write_json_atomic
 from agentrm_gym.trajectory import AgentState, Trajectory
 
 DONE = "done.json"
@@ -48,25 +53,42 @@ def short_thought(action: str) -> str:
     return f"I will {verb}."
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON through a temporary file and a rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
-    return path
+@dataclass
+class Stage:
+    """One stage of a run, opened by :func:`begin_stage`.
+
+    Attributes:
+        out: the stage's directory, ``<run>/<stage>``.
+        started: when the stage started (its wall time goes into ``done.json``).
+        summary: the ``done.json`` of a stage finished earlier, else ``None``.
+    """
+
+    out: Path
+    started: float
+    summary: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the stage had finished before (then return :attr:`summary` and do nothing)."""
+        return self.summary is not None
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Write ``done.json`` (``summary`` plus the wall time) and return it."""
+        return done_marker(self.out, summary, self.started)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+def begin_stage(root: str | Path, name: str, threads: int | None = None, mkdir: bool = True) -> Stage:
+    """The preamble of a stage: a finished one (``done.json``) comes back with its summary; otherwise the
+    clock starts, ``threads`` (if given) sets torch's thread count and the directory is created (``mkdir``)."""
+    out = Path(root) / name
+    if is_done(out):
+        return Stage(out, time.time(), read_done(out))
+    started = time.time()
+    if threads is not None:
+        set_threads(threads)
+    if mkdir:
+        out.mkdir(parents=True, exist_ok=True)
+    return Stage(out, started)
 
 
 def is_done(stage_dir: str | Path) -> bool:
@@ -107,35 +129,6 @@ def set_threads(threads: int) -> None:
 
 def tb_writer(root: str | Path, stage: str) -> Any:
     """A TensorBoard ``SummaryWriter`` in ``root/tb/<stage>`` (``None`` without tensorboard)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # pragma: no cover - tensorboard ships with the dev install
-        return None
-    return SummaryWriter(log_dir=str(Path(root) / "tb" / stage))
+    from agentrm_gym.agents.evaluation import summary_writer
 
-
-def state_from_dict(d: dict[str, Any]) -> AgentState:
-    """An :class:`AgentState` from the ``state`` dict of a tree node or a pair record."""
-    from agentrm_gym.trajectory import Step
-
-    return AgentState(task=d["task"], goal=d["goal"], observation=d.get("observation", ""),
-                      steps=tuple(Step.from_dict(s) for s in d.get("steps", [])), task_id=str(d.get("task_id", "")),
-                      instruction=d.get("instruction", ""))
-
-
-def state_to_dict(s: AgentState) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {"task": s.task, "task_id": s.task_id, "goal": s.goal, "observation": s.observation,
-            "instruction": s.instruction, "steps": [asdict(st) for st in s.steps]}
-
-
-def repair_jsonl(path: str | Path) -> None:
-    """Drop a last line cut short by an interrupted writer, so that appending to the file stays valid JSONL."""
-    path = Path(path)
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    return summary_writer(Path(root) / "tb" / stage)

@@ -1,5 +1,9 @@
 """Stage 6, evaluate: the SFT policy with greedy, Best-of-N and beam search (explicit RM) on test splits.
 
+The episodes are played by the evaluation engine's runner (:func:`agentrm_gym.agents.evaluation.run_episodes`,
+the loop behind ``agentrm eval``); this stage adds the pipeline's task x method grid, the fixed test ids,
+the Table-1 aggregation and the RM-quality rows.
+
 For each task of ``cfg.eval_tasks``, a fixed subset of ``eval_episodes`` TEST ids (evenly spaced over the
 split, the same for every method) is played with every method of ``cfg.eval_methods``: ``greedy``
 (temperature 0), ``bon:N`` (N sampled trajectories, the RM's argmax of the final states) and
@@ -18,29 +22,19 @@ comparison sets), ``results.json``, ``table.md`` and ``done.json``.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from agentrm_gym.agents.evaluation import run_episodes
 from agentrm_gym.agents.planners import make_planner
 from agentrm_gym.core import unwrap_text_env
-from agentrm_gym.train.common import (
-    done_marker,
-    is_done,
-    open_env,
-    read_done,
-    repair_jsonl,
-    set_threads,
-    tb_writer,
-    write_json_atomic,
-    write_text_atomic,
-)
+from agentrm_gym.files import repair_jsonl, write_json_atomic, write_text_atomic
+from agentrm_gym.train.common import begin_stage, open_env, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.train.explore import policy_dir
-from agentrm_gym.train.sft_policy import make_pipeline_policy
+from agentrm_gym.train.sft_stage import make_pipeline_policy
 from agentrm_gym.trajectory import append_jsonl, read_jsonl
 
 
@@ -138,12 +132,10 @@ def _rm_quality(cfg: PipelineConfig, rm: Any, out: Path) -> list[dict[str, Any]]
 
 def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     """Play the evaluation episodes (resumable), then write the results and the tables."""
-    out = Path(root) / "eval"
-    if is_done(out):
-        return read_done(out)
-    started = time.time()
-    set_threads(cfg.threads)
-    out.mkdir(parents=True, exist_ok=True)
+    stage = begin_stage(root, "eval", threads=cfg.threads)
+    if stage.done:
+        return stage.summary
+    out = stage.out
     ep_path = out / "episodes.jsonl"
     repair_jsonl(ep_path)
     done = {(r["method"], r["task"], str(r["task_id"])) for r in read_jsonl(ep_path)} if ep_path.exists() else set()
@@ -169,8 +161,7 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                 planner = make_planner(method, policy, None if method == "greedy" else rm,
                                        temperature=None if method == "greedy" else cfg.temperature,
                                        max_steps=cfg.eval_max_steps or None)
-                for k, task_id in tqdm(todo, desc=f"eval {task} {method}", leave=False):
-                    res = planner.run(env, task_id, seed=cfg.seed + k)
+                for _, task_id, res in run_episodes(planner, env, todo, cfg.seed, f"eval {task} {method}"):
                     traj = res.trajectory
                     rec = {"method": method, "task": task, "task_id": task_id, "success": bool(traj.success),
                            "progress": float(traj.progress), "steps": len(traj.steps),
@@ -197,8 +188,8 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     write_json_atomic(out / "results.json", results)
     md = render_markdown(results, tasks, list(cfg.rm_tasks))
     write_text_atomic(out / "table.md", md)
-    return done_marker(out, {"results": str(out / "results.json"), "table": str(out / "table.md"),
-                             "episodes": len(records), "method_seconds": seconds}, started)
+    return stage.finish({"results": str(out / "results.json"), "table": str(out / "table.md"),
+                         "episodes": len(records), "method_seconds": seconds})
 
 
 def render_markdown(results: dict[str, Any], tasks: list[str], held_in: list[str]) -> str:

@@ -16,7 +16,6 @@ then continues from the state it left), so the cloned policy is imperfect and it
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,8 @@ from tqdm.auto import tqdm
 from agentrm_gym.agents.prompts import to_sharegpt
 from agentrm_gym.agents.runner import initial_state, step_record, to_trajectory
 from agentrm_gym.core import CHECK_VALID_ACTIONS, unwrap_text_env
-from agentrm_gym.train.common import (
-    CompactPromptBuilder,
-    done_marker,
-    is_done,
-    open_env,
-    read_done,
-    repair_jsonl,
-    short_thought,
-    tb_writer,
-)
+from agentrm_gym.files import repair_jsonl, write_jsonl_atomic
+from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, open_env, short_thought, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
@@ -79,11 +70,10 @@ def noisy_expert_episode(env: Any, task_id: str, seed: int, noise: float, max_st
 
 def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     """Play the expert episodes (resumable) and write the ShareGPT file; returns the stage summary."""
-    out = Path(root) / "expert"
-    if is_done(out):
-        return read_done(out)
-    started = time.time()
-    out.mkdir(parents=True, exist_ok=True)
+    stage = begin_stage(root, "expert")
+    if stage.done:
+        return stage.summary
+    out = stage.out
     traj_path = out / "trajectories.jsonl"
     repair_jsonl(traj_path)
     done = {(r["task"], str(r["task_id"])) for r in read_jsonl(traj_path)} if traj_path.exists() else set()
@@ -106,11 +96,7 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
             env.close()
     trajs = [Trajectory.from_dict(r) for r in read_jsonl(traj_path)] if traj_path.exists() else []
     builder = CompactPromptBuilder()
-    sft = out / "sft.jsonl"
-    tmp = out / "sft.jsonl.tmp"
-    tmp.unlink(missing_ok=True)
-    append_jsonl(tmp, [to_sharegpt(t, builder, f"{t.task}_{t.task_id}") for t in trajs])
-    tmp.replace(sft)
+    write_jsonl_atomic(out / "sft.jsonl", [to_sharegpt(t, builder, f"{t.task}_{t.task_id}") for t in trajs])
     per_task: dict[str, dict[str, float]] = {}
     for task in sorted({t.task for t in trajs}):
         ts = [t for t in trajs if t.task == task]
@@ -120,4 +106,4 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
             writer.add_scalar(f"expert/{task}_success_rate", per_task[task]["success_rate"], 0)
     if writer is not None:
         writer.close()
-    return done_marker(out, {"episodes": len(trajs), "per_task": per_task, "notes": notes}, started)
+    return stage.finish({"episodes": len(trajs), "per_task": per_task, "notes": notes})

@@ -17,8 +17,6 @@ Writes under ``<run>/explore/``:
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +24,10 @@ from tqdm.auto import tqdm
 
 from agentrm_gym.agents.planners import MCTS, Candidate
 from agentrm_gym.core import unwrap_text_env
-from agentrm_gym.train.common import (
-    done_marker,
-    is_done,
-    open_env,
-    read_done,
-    repair_jsonl,
-    set_threads,
-    tb_writer,
-)
+from agentrm_gym.files import repair_jsonl
+from agentrm_gym.train.common import begin_stage, open_env, tb_writer
 from agentrm_gym.train.config import PipelineConfig
-from agentrm_gym.train.sft_policy import make_pipeline_policy
+from agentrm_gym.train.sft_stage import make_pipeline_policy
 from agentrm_gym.trajectory import append_jsonl, read_jsonl
 
 
@@ -60,11 +51,10 @@ def policy_dir(root: str | Path, cfg: PipelineConfig) -> str:
 
 def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     """Build the MCTS trees (resumable per tree); returns the stage summary."""
-    out = Path(root) / "explore"
-    if is_done(out):
-        return read_done(out)
-    started = time.time()
-    set_threads(cfg.threads)
+    stage = begin_stage(root, "explore", threads=cfg.threads, mkdir=False)
+    if stage.done:
+        return stage.summary
+    out = stage.out
     (out / "trees").mkdir(parents=True, exist_ok=True)
     index = out / "index.jsonl"
     repair_jsonl(index)
@@ -90,9 +80,7 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                                         max_steps=cfg.explore_max_steps)
                 result = planner.run(env, task_id, seed=cfg.seed + k)
                 tree_path = out / "trees" / f"{task}__{task_id}.jsonl"
-                tmp = tree_path.with_suffix(".jsonl.tmp")
-                result.tree.to_jsonl(tmp)
-                os.replace(tmp, tree_path)
+                result.tree.to_jsonl(tree_path)  # atomic
                 append_jsonl(out / "rollouts.jsonl", [
                     {"task": task, "task_id": str(task_id), "success": c.success, "progress": c.progress,
                      "steps": [s.__dict__ for s in c.state.steps], "goal": c.state.goal,
@@ -120,4 +108,4 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                           "mean_root_value": sum(r["root_value"] for r in rs) / len(rs),
                           "mean_rollout_success": sum(r["rollout_success"] for r in rs) / len(rs),
                           "seconds": round(sum(r["cost"]["wall_seconds"] for r in rs), 1)}
-    return done_marker(out, {"trees": len(recs), "per_task": per_task, "notes": notes}, started)
+    return stage.finish({"trees": len(recs), "per_task": per_task, "notes": notes})

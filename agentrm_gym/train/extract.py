@@ -15,22 +15,17 @@ R is the final progress. Duplicate states (same text) are averaged. Writes ``<ru
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agentrm_gym.train.common import (
-    done_marker,
-    is_done,
-    read_done,
-    state_from_dict,
-    state_to_dict,
-)
+from agentrm_gym.files import write_jsonl_atomic
+from agentrm_gym.train.common import begin_stage
 from agentrm_gym.train.config import PipelineConfig
-from agentrm_gym.trajectory import AgentState, Step, append_jsonl, read_jsonl
+from agentrm_gym.trajectory import AgentState, read_jsonl, state_from_dict, state_to_dict
 
 
 def tree_pairs(tree_file: str | Path, min_visits: int) -> list[tuple[AgentState, float]]:
@@ -61,9 +56,9 @@ def rollout_pairs(rollouts: list[dict[str, Any]], tree_values: dict[str, float],
     """TD(lambda) or Monte-Carlo pairs of every prefix of every rollout trajectory."""
     out = []
     for r in rollouts:
-        steps = tuple(Step.from_dict(s) for s in r["steps"])
-        states = [AgentState(r["task"], r["goal"], r["observation"], steps[:t], str(r["task_id"]))
-                  for t in range(len(steps) + 1)]
+        full = state_from_dict(r)  # a rollout record holds a state's fields
+        steps = full.steps
+        states = [replace(full, steps=steps[:t]) for t in range(len(steps) + 1)]
         R = float(r["progress"])
         if labels == "mc":
             T = len(steps)
@@ -87,12 +82,12 @@ def dedupe(pairs: list[tuple[AgentState, float]]) -> list[tuple[AgentState, floa
 
 def run_extract(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     """Write the training pairs; returns the stage summary."""
-    out = Path(root) / "extract"
-    if is_done(out):
-        return read_done(out)
+    stage = begin_stage(root, "extract", mkdir=False)
+    if stage.done:
+        return stage.summary
     if cfg.labels not in ("mcts", "td", "mc"):
         raise ValueError(f"labels must be mcts, td or mc, got {cfg.labels!r}")
-    started = time.time()
+    out = stage.out
     explore = Path(root) / "explore"
     trees = sorted((explore / "trees").glob("*.jsonl"))
     pairs: list[tuple[AgentState, float]] = []
@@ -108,14 +103,11 @@ def run_extract(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         pairs = rollout_pairs(rollouts, tree_values, cfg.labels, cfg.td_gamma, cfg.td_lambda)
     pairs = dedupe(pairs)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "pairs.jsonl.tmp"
-    tmp.unlink(missing_ok=True)
-    append_jsonl(tmp, [{"state": state_to_dict(s), "value": v, "task": s.task, "task_id": s.task_id}
-                       for s, v in pairs])
-    tmp.replace(out / "pairs.jsonl")
+    write_jsonl_atomic(out / "pairs.jsonl", [{"state": state_to_dict(s), "value": v, "task": s.task,
+                                              "task_id": s.task_id} for s, v in pairs])
     values = np.array([v for _, v in pairs]) if pairs else np.zeros(0)
     per_task = {t: sum(1 for s, _ in pairs if s.task == t) for t in sorted({s.task for s, _ in pairs})}
-    return done_marker(out, {"labels": cfg.labels, "pairs": len(pairs), "per_task": per_task,
-                             "value_mean": float(values.mean()) if len(values) else None,
-                             "value_std": float(values.std()) if len(values) else None,
-                             "nonzero_fraction": float(np.mean(values > 0)) if len(values) else None}, started)
+    return stage.finish({"labels": cfg.labels, "pairs": len(pairs), "per_task": per_task,
+                         "value_mean": float(values.mean()) if len(values) else None,
+                         "value_std": float(values.std()) if len(values) else None,
+                         "nonzero_fraction": float(np.mean(values > 0)) if len(values) else None})

@@ -7,8 +7,8 @@ Quick start::
     print(results["table_md"])
 
 Each stage is a function ``run_<stage>(cfg, root) -> summary`` in its own module
-(:mod:`~agentrm_gym.train.expert`, :mod:`~agentrm_gym.train.sft_policy`, :mod:`~agentrm_gym.train.explore`,
-:mod:`~agentrm_gym.train.extract`, :mod:`~agentrm_gym.train.train_rm`, :mod:`~agentrm_gym.train.evaluate`)
+(:mod:`~agentrm_gym.train.expert`, :mod:`~agentrm_gym.train.sft_stage`, :mod:`~agentrm_gym.train.explore`,
+:mod:`~agentrm_gym.train.extract`, :mod:`~agentrm_gym.train.rm_stage`, :mod:`~agentrm_gym.train.evaluate`)
 that reads the previous stages' files under ``root`` and writes its own ``root/<stage>/`` directory,
 finishing with ``done.json``. A re-run skips finished stages and, inside a stage, finished work (append-only
 JSONL). The run directory holds ``config.json`` (the hyperparameters), ``tb/<stage>`` (TensorBoard) and
@@ -23,14 +23,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.train.common import is_done, write_json_atomic
+from agentrm_gym.files import write_json_atomic
+from agentrm_gym.train.common import is_done
 from agentrm_gym.train.config import PRESETS, PipelineConfig, field_help, load_config, preset
 from agentrm_gym.train.evaluate import run_evaluate
 from agentrm_gym.train.expert import run_expert
 from agentrm_gym.train.explore import run_explore
 from agentrm_gym.train.extract import run_extract
-from agentrm_gym.train.sft_policy import run_sft
-from agentrm_gym.train.train_rm import run_train_rm
+from agentrm_gym.train.rm_stage import run_train_rm
+from agentrm_gym.train.sft_stage import run_sft
 
 __all__ = ["PRESETS", "STAGES", "PipelineConfig", "field_help", "load_config", "new_run_dir", "preset",
            "run_pipeline", "run_stage"]

@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agentrm_gym.core import MissingExtra
+from agentrm_gym.extras import require_extra
 from agentrm_gym.wrappers.discrete import AdmissibleActionsDiscrete
 from agentrm_gym.wrappers.features import TextFeatures
 from agentrm_gym.wrappers.process_reward import ProcessRewardWrapper, SuccessReward
@@ -26,13 +26,9 @@ from agentrm_gym.wrappers.process_reward import ProcessRewardWrapper, SuccessRew
 
 def require_sb3() -> tuple[Any, Any]:
     """``(stable_baselines3, sb3_contrib)`` or :class:`MissingExtra` naming the extra."""
-    try:
-        import sb3_contrib
-        import stable_baselines3
-    except ImportError as exc:
-        raise MissingExtra(
-            f"RL training needs stable-baselines3 and sb3-contrib ({exc.name} missing): pip install 'agentrm-gym[rl]'"
-        ) from exc
+    stable_baselines3 = require_extra(("stable_baselines3", "sb3_contrib"), "rl", "RL training")
+    import sb3_contrib
+
     return stable_baselines3, sb3_contrib
 
 

@@ -1,4 +1,8 @@
-"""The training loop shared by the value (MSE) and the pairwise (Bradley-Terry) reward models.
+"""RM training configs and the loop shared by the value (MSE), pairwise (Bradley-Terry) and implicit RMs.
+
+Config/trainer pairs, as TRL has them: :class:`TrainConfig` (value RM), :class:`PairwiseConfig` and
+:class:`ImplicitConfig` hold the hyperparameters; each trainer (``train_value_rm``, ``train_pairwise_rm``,
+``train_implicit_rm``) takes one of them (plus field overrides as keywords) and calls :func:`fit`.
 
 One loop, two losses: it splits off a validation set, shuffles deterministically per (seed, epoch), logs
 to TensorBoard in ``out_dir`` (CleanRL-style namespaced scalars), saves a resumable checkpoint every
@@ -14,7 +18,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,45 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     resume: bool = True
+
+    @classmethod
+    def build(cls, config: TrainConfig | None = None, **overrides: Any) -> Any:
+        """``config`` (default ``cls()``) with ``overrides`` applied; unknown field names raise ``TypeError``.
+
+        A config of a parent class is widened to ``cls`` (the extra fields keep their defaults).
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        if config is None:
+            config = cls()
+        elif not isinstance(config, cls):
+            if not isinstance(config, TrainConfig):
+                raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+            config = cls(**{f.name: getattr(config, f.name) for f in fields(config) if f.name in names})
+        return replace(config, **overrides) if overrides else config
+
+
+@dataclass
+class PairwiseConfig(TrainConfig):
+    """:class:`TrainConfig` plus the Bradley-Terry loss's ``margin`` and ``label_smoothing`` (in [0, 0.5))."""
+
+    margin: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class ImplicitConfig(TrainConfig):
+    """:class:`TrainConfig` for the implicit RM: the ``loss`` (``"ce"`` or ``"mse"`` on outcome labels),
+    ``beta`` and ``aggregate`` of the RM, and its own defaults (lr 1e-4, batch 8, 512 tokens)."""
+
+    lr: float | None = 1e-4
+    batch_size: int = 8
+    max_length: int = 512
+    loss: str = "ce"
+    beta: float = 0.05
+    aggregate: str = "sum"
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

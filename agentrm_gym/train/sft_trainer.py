@@ -1,4 +1,8 @@
-"""Minimal supervised fine-tuning of a causal LM on ShareGPT agent dialogues (loss on assistant tokens).
+"""The SFT trainer: supervised fine-tuning of a causal LM on ShareGPT agent dialogues (loss on assistant tokens).
+
+The pipeline's SFT *stage* (records, schedule, run directory) is :mod:`agentrm_gym.train.sft_stage`; this
+module is the step, the loss and the encoding it uses (:func:`encode_record`, :func:`sft_step`,
+:func:`sft_train`), plus :func:`build_sft_tiny_policy` (the tiny policy of the tests, fine-tuned).
 
 Each record ``{"id", "conversations": [{"from": "human"|"gpt", "value"}]}`` is rendered with the
 tokenizer's chat template (the plain format of :mod:`agentrm_gym.agents.prompts` otherwise); the
@@ -9,7 +13,9 @@ end-of-turn token:  L = -(1/|A|) * sum_{t in A} log p(x_t | x_<t).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agentrm_gym.agents.prompts import render, sharegpt_to_messages
@@ -72,3 +78,17 @@ def sft_step(model: Any, opt: Any, batch: list[tuple[list[int], list[int]]], pad
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     return float(loss.detach())
+
+
+def build_sft_tiny_policy(out_dir: str | os.PathLike, tasks: Sequence[str] = ("Maze",), episodes: int = 40,
+                          vocab_size: int = 1024, seed: int = 0, sft_steps: int = 100, **model_kwargs: Any) -> Path:
+    """:func:`~agentrm_gym.agents.tiny.build_tiny_policy` plus ``sft_steps`` of :func:`sft_train` on the
+    oracle episodes (one-shot ETO prompts), saved to ``out_dir``."""
+    from agentrm_gym.agents.prompts import PromptBuilder, to_sharegpt
+    from agentrm_gym.agents.tiny import build_tiny_parts, save_policy
+
+    model, tokenizer, trajs = build_tiny_parts(tasks, episodes, vocab_size, seed, **model_kwargs)
+    if sft_steps > 0:
+        builder = PromptBuilder()
+        sft_train(model, tokenizer, [to_sharegpt(t, builder) for t in trajs], steps=sft_steps, seed=seed)
+    return save_policy(model, tokenizer, out_dir)

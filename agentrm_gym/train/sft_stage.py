@@ -1,10 +1,11 @@
-"""Stage 2, SFT: a byte-level BPE tokenizer and a tiny GPT-2 trained on the expert dialogues.
+"""Stage 2, SFT (the pipeline stage): a byte-level BPE tokenizer and a tiny GPT-2 trained on expert dialogues.
 
 The model (:func:`agentrm_gym.agents.tiny.build_tiny_model`) learns the assistant turns only: the records
-are encoded by :func:`agentrm_gym.train.sft.encode_record` (labels -100 outside assistant turns) and the
-loss is L = -(1/|A|) sum_{t in A} log p(x_t | x_<t). This module adds what a pipeline stage needs
-around that: the records the policy will actually see (below), a linear warm-up + cosine schedule,
-a tqdm bar, TensorBoard scalars (``losses/sft``, ``charts/lr``) and a throughput probe.
+are encoded by :func:`agentrm_gym.train.sft_trainer.encode_record` (labels -100 outside assistant turns;
+the trainer's step is :func:`~agentrm_gym.train.sft_trainer.sft_step`) and the loss is
+L = -(1/|A|) sum_{t in A} log p(x_t | x_<t). This module adds what a pipeline stage needs around that:
+the records the policy will actually see (below), a linear warm-up + cosine schedule, a tqdm bar,
+TensorBoard scalars (``losses/sft``, ``charts/lr``) and a throughput probe.
 
 **Records.** At test time the prompt is cut to ``context - max_new_tokens`` tokens by dropping old
 turns (:class:`~agentrm_gym.train.common.CompactPromptBuilder`). Training on a whole long episode
@@ -26,14 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from agentrm_gym.train.common import (
-    CompactPromptBuilder,
-    done_marker,
-    is_done,
-    read_done,
-    set_threads,
-    tb_writer,
-)
+from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import Trajectory, read_jsonl
 
@@ -62,7 +56,7 @@ def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], step
     """AdamW on the assistant tokens of ``records`` with warm-up and cosine decay; returns the losses."""
     import torch
 
-    from agentrm_gym.train.sft import encode_record, sft_step
+    from agentrm_gym.train.sft_trainer import encode_record, sft_step
 
     data = [encode_record(r, tokenizer, max_length) for r in records]
     data = [d for d in data if any(y != -100 for y in d[1])]
@@ -127,18 +121,16 @@ def measure_throughput(policy: Any, trajs: list[Trajectory], n: int = 5, prompts
 
 def run_sft(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     """Train (or adopt ``cfg.policy``) and save the policy; returns the stage summary."""
-    out = Path(root) / "sft"
-    if is_done(out):
-        return read_done(out)
-    started = time.time()
-    set_threads(cfg.threads)
-    out.mkdir(parents=True, exist_ok=True)
+    stage = begin_stage(root, "sft", threads=cfg.threads)
+    if stage.done:
+        return stage.summary
+    out = stage.out
     trajs = [Trajectory.from_dict(r) for r in read_jsonl(Path(root) / "expert" / "trajectories.jsonl")]
     if cfg.policy:
         summary: dict[str, Any] = {"policy": str(cfg.policy), "trained": False}
         policy = make_pipeline_policy(cfg.policy, cfg, seed=cfg.seed)
         summary.update(measure_throughput(policy, trajs))
-        return done_marker(out, summary, started)
+        return stage.finish(summary)
     from agentrm_gym.agents.tiny import build_tiny_model, env_corpus, train_tokenizer
 
     builder = CompactPromptBuilder()
@@ -168,4 +160,4 @@ def run_sft(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         "loss_first": losses[0], "loss_last": float(np.mean(losses[-10:])), "train_seconds": round(train_seconds, 1),
         "parameters": int(sum(p.numel() for p in model.parameters())), **speed,
     }
-    return done_marker(out, summary, started)
+    return stage.finish(summary)

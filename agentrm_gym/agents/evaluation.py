@@ -1,0 +1,182 @@
+"""The evaluation engine: run a policy with a planner on a task split, write trajectories and rates.
+
+Used by ``agentrm eval`` (:mod:`agentrm_gym.cli.evaluate`, a thin wrapper) and, through
+:func:`run_episodes`, by the pipeline's evaluate stage (:mod:`agentrm_gym.train.evaluate`).
+
+:func:`run_eval` writes, under ``cfg.out`` (default ``runs/<task>__eval__<method>__<seed>__<time>``):
+
+* ``episodes.jsonl`` - one trajectory record a line (DESIGN.md section 3; ``meta.cost`` holds the
+  planner's cost counters), appended as episodes finish;
+* ``results.json`` - success rate and progress rate (in %) and the mean cost per episode;
+* ``tb/`` - TensorBoard scalars ``charts/success_rate``, ``charts/progress_rate`` (and per-episode
+  ``episode/progress``), when TensorBoard is installed.
+
+``resume`` skips the episodes already in ``episodes.jsonl`` (a line cut short by an interruption is
+dropped and its episode run again). Search methods need values: ``rm`` (a reward model loaded by
+:func:`agentrm_gym.rm.load_reward_model`) or ``scorer="progress"`` (the env's own progress rate: an oracle
+upper bound, not a deployable agent) or ``scorer="maze-distance"`` (Maze only, oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from agentrm_gym.extras import is_available
+from agentrm_gym.files import append_jsonl, read_jsonl, rewrite_jsonl, write_json_atomic
+
+SCORERS = ("progress", "maze-distance")
+
+
+class EvalError(ValueError):
+    """A bad combination of eval options (the message says what to pass instead)."""
+
+
+@dataclass
+class EvalConfig:
+    """Options of one evaluation run (the same fields as the CLI)."""
+
+    env: str = "Maze"
+    policy: str = "oracle"
+    method: str = "greedy"
+    rm: str | None = None
+    scorer: str | None = None
+    split: str = "test"
+    episodes: int | None = None
+    out: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    seed: int = 0
+    temperature: float | None = None
+    max_new_tokens: int = 64
+    max_steps: int | None = None
+
+
+def load_scorer(cfg: EvalConfig) -> Any:
+    """The scorer a search method uses: the reward model of ``cfg.rm``, a named oracle scorer, or ``None``."""
+    if cfg.rm and cfg.scorer:
+        raise EvalError("pass either --rm or --scorer, not both")
+    if cfg.rm:
+        from agentrm_gym.rm import load_reward_model
+
+        return load_reward_model(cfg.rm)
+    if cfg.scorer == "progress":
+        from agentrm_gym.agents.scorers import ProgressScorer
+
+        return ProgressScorer()
+    if cfg.scorer == "maze-distance":
+        from agentrm_gym.registry import task_scorer
+
+        return task_scorer("Maze")  # Maze's BFS-distance oracle, found through the task table
+    if cfg.scorer:
+        raise EvalError(f"unknown --scorer {cfg.scorer!r}; use one of {', '.join(SCORERS)}")
+    if cfg.method.split(":")[0] != "greedy":
+        raise EvalError(f"--method {cfg.method} ranks states: pass --rm PATH (a reward model) or "
+                        "--scorer progress (the env's own progress, an oracle upper bound)")
+    return None
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success and progress rates (%) and the mean cost per episode of trajectory records."""
+    if not records:
+        return {"episodes": 0, "success_rate": 0.0, "progress_rate": 0.0, "cost_per_episode": {}}
+    costs = [r.get("meta", {}).get("cost", {}) for r in records]
+    keys = sorted({k for c in costs for k in c})
+    return {
+        "episodes": len(records),
+        "success_rate": 100.0 * float(np.mean([bool(r["success"]) for r in records])),
+        "progress_rate": 100.0 * float(np.mean([float(r["progress"]) for r in records])),
+        "cost_per_episode": {k: float(np.mean([c.get(k, 0.0) for c in costs])) for k in keys},
+    }
+
+
+def summary_writer(logdir: str | Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` in ``logdir`` (torch's, else tensorboardX's), or ``None`` without one."""
+    if is_available("tensorboard") and is_available("torch"):
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(logdir))
+    if is_available("tensorboardX"):
+        from tensorboardX import SummaryWriter  # type: ignore[no-redef]
+
+        return SummaryWriter(str(logdir))
+    return None
+
+
+def run_episodes(planner: Any, env: Any, todo: Sequence[tuple[int, str]], seed: int, desc: str = "",
+                 progress_bar: bool = True) -> Iterator[tuple[int, str, Any]]:
+    """Play ``(index, task_id)`` episodes with ``planner`` (episode ``index`` uses ``seed + index``).
+
+    Yields ``(index, task_id, PlanResult)`` as each finishes, so the caller records it before the next.
+    """
+    bar = tqdm(todo, desc=desc, disable=not progress_bar, leave=False)
+    for index, task_id in bar:
+        result = planner.run(env, task_id, seed=seed + index)
+        yield index, task_id, result
+        bar.set_postfix(progress=f"{result.trajectory.progress:.2f}")
+
+
+def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
+             progress_bar: bool = True) -> dict[str, Any]:
+    """Run the evaluation of ``cfg``; returns the results dict (also written to ``results.json``)."""
+    from agentrm_gym.agents.factory import make_policy
+    from agentrm_gym.agents.planners import make_planner
+    from agentrm_gym.registry import get_spec, make
+
+    spec = get_spec(cfg.env)
+    scorer = load_scorer(cfg)
+    out = Path(cfg.out or f"runs/{spec.name}__eval__{cfg.method.replace(':', '-')}__{cfg.seed}__{int(time.time())}")
+    out.mkdir(parents=True, exist_ok=True)
+    episodes_path = out / "episodes.jsonl"
+    if episodes_path.exists() and episodes_path.stat().st_size and not cfg.resume:
+        if not cfg.overwrite:
+            raise EvalError(f"{episodes_path} already has episodes: pass --resume to continue it or --overwrite")
+        episodes_path.unlink()
+    done = {r["task_id"] for r in rewrite_jsonl(episodes_path)}
+
+    env = make(spec.name, split=cfg.split)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    try:
+        task_ids = env.unwrapped.task_ids(cfg.split)[: cfg.episodes]
+        todo = [(i, t) for i, t in enumerate(task_ids) if t not in done]
+        write_json_atomic(out / "config.json", asdict(cfg), indent=2, ensure_ascii=True)
+        if todo:
+            policy = make_policy(cfg.policy, seed=cfg.seed, **(
+                {"max_new_tokens": cfg.max_new_tokens} if cfg.policy not in ("oracle", "random")
+                and not cfg.policy.startswith("noisy:") else {}))
+            factory = planner_factory or make_planner
+            planner = factory(cfg.method, policy, scorer, temperature=cfg.temperature, max_steps=cfg.max_steps)
+            for index, _, result in run_episodes(planner, env, todo, cfg.seed, f"{spec.name} {cfg.method}",
+                                                 progress_bar):
+                traj = result.trajectory
+                traj.meta = {**traj.meta, "episode": index, "method": cfg.method}
+                append_jsonl(episodes_path, [traj])
+            policy.close()
+    finally:
+        env.close()
+
+    records = list(read_jsonl(episodes_path)) if episodes_path.exists() else []
+    order = {t: i for i, t in enumerate(task_ids)}
+    records = sorted((r for r in records if r["task_id"] in order), key=lambda r: order[r["task_id"]])
+    results = {"env": spec.env_id, "policy": cfg.policy, "method": cfg.method, "split": cfg.split,
+               "scorer": cfg.rm or cfg.scorer, "skipped": len(done & set(task_ids)), **summarize(records)}
+    write_json_atomic(out / "results.json", results, indent=2, ensure_ascii=True)
+    writer = summary_writer(out / "tb")
+    if writer is not None:
+        writer.add_text("hyperparameters", json.dumps(asdict(cfg)))
+        for r in records:
+            writer.add_scalar("episode/progress", float(r["progress"]), order[r["task_id"]])
+        writer.add_scalar("charts/success_rate", results["success_rate"], len(records))
+        writer.add_scalar("charts/progress_rate", results["progress_rate"], len(records))
+        writer.close()
+    results["out"] = str(out)
+    return results

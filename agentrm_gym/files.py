@@ -1,0 +1,104 @@
+"""Files on the ground floor: atomic writes, JSONL (append, read, repair a torn last line), the cache dir.
+
+* :func:`write_json_atomic` / :func:`write_text_atomic` - a temporary file in the target's directory,
+  then ``os.replace`` (a reader never sees a half-written file);
+* :func:`append_jsonl` / :func:`read_jsonl` / :func:`repair_jsonl` / :func:`rewrite_jsonl` /
+  :func:`write_jsonl_atomic` - JSON lines, appended as work finishes; a last line cut short by an
+  interrupted writer is skipped on read and dropped on repair;
+* :func:`cache_dir` - ``$AGENTRM_CACHE`` (default ``~/.cache/agentrm_gym``), where generated data lives.
+
+Nothing here imports another agentrm_gym module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` through a temporary file and a rename (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, data: Any, indent: int | None = 1, ensure_ascii: bool = False) -> Path:
+    """Write ``data`` as JSON atomically (``default=str`` for paths and other non-JSON values)."""
+    return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=ensure_ascii, default=str))
+
+
+def append_jsonl(path: str | Path, records: Iterable[Any]) -> None:
+    """Append records (dicts, or objects with ``to_dict()``) to a JSONL file, one a line.
+
+    Append-only, so an interrupted run loses nothing already written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict() if hasattr(r, "to_dict") else r, ensure_ascii=False) + "\n")
+        f.flush()
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Read a JSONL file, skipping a truncated last line left by an interrupted writer."""
+    with Path(path).open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1:
+                return
+            raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg})") from exc
+
+
+def repair_jsonl(path: str | Path) -> None:
+    """Drop a last line cut short by an interrupted writer, so that appending to the file stays valid JSONL."""
+    path = Path(path)
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> Path:
+    """Write a whole JSONL file atomically (records: dicts, or objects with ``to_dict()``)."""
+    return write_text_atomic(path, "".join(
+        json.dumps(r.to_dict() if hasattr(r, "to_dict") else r, ensure_ascii=False) + "\n" for r in records))
+
+
+def rewrite_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The complete records of ``path`` (``[]`` if it does not exist), rewriting it atomically without a
+    cut-short or unparsable last line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = list(read_jsonl(path))
+    write_jsonl_atomic(path, records)
+    return records
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$AGENTRM_CACHE`` (default ``~/.cache/agentrm_gym``) joined with ``parts``, created on demand."""
+    root = Path(os.environ.get("AGENTRM_CACHE", Path.home() / ".cache" / "agentrm_gym"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

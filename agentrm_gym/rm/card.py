@@ -1,0 +1,84 @@
+"""The reward-model card ``agentrm_rm.json`` and the checks of a saved RM directory's files.
+
+The card records the kind (``value``, ``implicit``, ``judge``), the backbone, the RM text format and its
+header version, a summary of the training data and the metrics. :func:`write_card` / :func:`read_card`
+write and read it; :func:`check_hf_dir`, :func:`load_hf` and :func:`load_tokenizer` check a Hugging Face
+directory's files before use, so a missing or unreadable one raises :class:`RMLoadError` naming it.
+No model class is imported here (:mod:`agentrm_gym.rm.loading` dispatches on the card's kind).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agentrm_gym.core import AgentRMGymError
+from agentrm_gym.files import write_json_atomic
+
+CARD_NAME = "agentrm_rm.json"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+CARD_VERSION = 1
+
+
+class RMLoadError(AgentRMGymError, ValueError):
+    """A reward-model directory cannot be loaded; the message names the file at fault."""
+
+
+def write_card(path: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``agentrm_rm.json`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    data = {"card_version": CARD_VERSION, **card}
+    return write_json_atomic(path / CARD_NAME, data, indent=2, ensure_ascii=True)
+
+
+def _read_json(file: Path, what: str) -> dict[str, Any]:
+    if not file.is_file():
+        raise RMLoadError(f"{file}: missing ({what}); is this a directory written by rm.save()?")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RMLoadError(f"{file}: corrupted {what} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise RMLoadError(f"{file}: corrupted {what} (expected a JSON object)")
+    return data
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card of an RM directory, validated (kind present)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RMLoadError(f"{path}: no such reward-model directory")
+    card = _read_json(path / CARD_NAME, "reward-model card")
+    if "kind" not in card:
+        raise RMLoadError(f"{path / CARD_NAME}: corrupted reward-model card (no 'kind')")
+    return card
+
+
+def check_hf_dir(path: Path) -> Path:
+    """Check ``config.json`` parses and a weights file exists; returns the weights file."""
+    _read_json(path / "config.json", "model config")
+    for name in WEIGHT_FILES:
+        if (path / name).is_file():
+            return path / name
+    raise RMLoadError(f"{path / WEIGHT_FILES[0]}: missing model weights")
+
+
+def load_hf(path: Path, loader: Any, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(path)`` with errors turned into :class:`RMLoadError` naming the file."""
+    weights = check_hf_dir(path)
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except Exception as exc:
+        raise RMLoadError(f"{weights}: cannot load model weights ({type(exc).__name__}: {exc})") from exc
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        name = "tokenizer.json" if (path / "tokenizer.json").exists() else "tokenizer_config.json"
+        raise RMLoadError(f"{path / name}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
