@@ -59,18 +59,47 @@ def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -
     assert list((out / "tb").glob("*/events.out.tfevents.*"))
     results = json.loads((out / "eval" / "results.json").read_text())
     table = results["table"]
-    assert {"greedy", "bon:2", "sample", "pass@2 (oracle)"} <= set(table)
+    assert {"greedy", "sample", "bon:2 (explicit)", "bon:2 (implicit)", "bon:2 (judge)", "beam:2x2",
+            "pass@2 (oracle)"} <= set(table)
     for row in table.values():
         assert set(row["tasks"]) == {"Maze", "PDDL"}
         assert row["tasks"]["Maze"]["episodes"] == 2
         assert 0.0 <= row["averages"]["all_success_rate"] <= 100.0
     # the oracle pick is an upper bound of the RM's pick
-    assert (table["pass@2 (oracle)"]["averages"]["all_progress_rate"]
-            >= table["bon:2"]["averages"]["all_progress_rate"] - 1e-9)
+    for rm_row in ("bon:2 (explicit)", "bon:2 (implicit)", "bon:2 (judge)"):
+        assert (table["pass@2 (oracle)"]["averages"]["all_progress_rate"]
+                >= table[rm_row]["averages"]["all_progress_rate"] - 1e-9)
+    gains = results["gains"]
+    assert set(gains["bon:2 (explicit)"]) == {"sample", "greedy"}
+    g = gains["bon:2 (explicit)"]["sample"]["all_progress_rate"]
+    assert g["lo"] <= g["mean"] <= g["hi"] and g["episodes"] == 4
+    assert "Paired gains" in record["table_md"]
     assert "| greedy |" in record["table_md"] and "held-out avg" in record["table_md"]
     episodes = list(read_jsonl(out / "eval" / "episodes.jsonl"))
-    assert len(episodes) == 2 * 2 * 2  # tasks x methods x episodes
+    assert len(episodes) == 2 * 3 * 2  # tasks x methods x episodes
     assert all(len(e["candidates"]) == 2 for e in episodes if e["method"] == "bon:2")
+    # every Best-of-N candidate is kept whole, so any RM can re-score it offline
+    cands = list(read_jsonl(out / "eval" / "candidates.jsonl"))
+    assert len(cands) == 4 and all(len(c["candidates"]) == 2 and c["candidates"][0]["trajectory"]["steps"]
+                                   for c in cands)
+    groups = list(read_jsonl(out / "explore" / "groups.jsonl"))
+    assert len(groups) == 3 and all(len(g["candidates"]) == 2 for g in groups)
+    sources = {p["source"] for p in pairs}
+    assert {"group", "mcts"} <= sources and all("group" in p for p in pairs)
+    assert json.loads((out / "rm" / "agentrm_rm.json").read_text())["kind"] == "pooled_value"
+    assert (out / "rm_implicit" / "agentrm_rm.json").is_file()
+
+
+def test_rescore_cli_on_saved_candidates(smoke_run: tuple[Path, dict, dict]) -> None:
+    from typer.testing import CliRunner
+
+    from agentrm_gym.cli import app
+
+    out, _, _ = smoke_run
+    res = CliRunner().invoke(app, ["rm", "rescore", str(out), "--rm", str(out / "rm"), "--name", "again"])
+    assert res.exit_code == 0, res.output
+    assert "bon:2 (again)" in res.output and "| sample |" in res.output
+    assert len(list(read_jsonl(out / "eval" / "scores" / "again.jsonl"))) == 4
 
 
 def test_finished_stages_are_skipped_on_resume(smoke_run: tuple[Path, dict, dict]) -> None:
@@ -80,7 +109,7 @@ def test_finished_stages_are_skipped_on_resume(smoke_run: tuple[Path, dict, dict
     t0 = time.time()
     again = run_pipeline(preset("smoke"), out)
     assert time.time() - t0 < 10
-    assert again["stages"]["evaluate"]["episodes"] == 8
+    assert again["stages"]["evaluate"]["episodes"] == 12
 
 
 def test_expert_resumes_inside_the_stage(tmp_path: Path) -> None:

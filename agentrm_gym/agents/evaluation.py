@@ -112,14 +112,16 @@ def summary_writer(logdir: str | Path) -> Any:
 
 
 def run_episodes(planner: Any, env: Any, todo: Sequence[tuple[int, str]], seed: int, desc: str = "",
-                 progress_bar: bool = True) -> Iterator[tuple[int, str, Any]]:
-    """Play ``(index, task_id)`` episodes with ``planner`` (episode ``index`` uses ``seed + index``).
+                 progress_bar: bool = True,
+                 seed_of: Callable[[int, str], int] | None = None) -> Iterator[tuple[int, str, Any]]:
+    """Play ``(index, task_id)`` episodes with ``planner``; episode ``index`` uses ``seed + index``, or
+    ``seed_of(index, task_id)`` when given (a seed fixed by the episode's identity survives resumes).
 
     Yields ``(index, task_id, PlanResult)`` as each finishes, so the caller records it before the next.
     """
     bar = tqdm(todo, desc=desc, disable=not progress_bar, leave=False)
     for index, task_id in bar:
-        result = planner.run(env, task_id, seed=seed + index)
+        result = planner.run(env, task_id, seed=seed + index if seed_of is None else seed_of(index, task_id))
         yield index, task_id, result
         bar.set_postfix(progress=f"{result.trajectory.progress:.2f}")
 

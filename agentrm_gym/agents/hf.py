@@ -1,8 +1,10 @@
 """The ``transformers`` backend: any local causal-LM directory or Hub model id, on CPU or GPU.
 
-:class:`HFGenerator` is the sampling engine (shared with ``agentrm serve policy``): all ``n`` samples
-of all prompts in one ``generate`` call (``num_return_sequences``, left padding), stop strings, and the
-sequence log-probability of each sample under the model (raw logits, i.e. temperature 1).
+:class:`HFGenerator` is the sampling engine (shared with ``agentrm serve policy``): by default the
+shared-prompt KV-cache sampler of :mod:`~agentrm_gym.agents.sampling` (each distinct prompt encoded once
+for all its samples, each row stopped at its own end); ``mode="generate"`` uses ``transformers``'
+``generate`` instead (all ``n`` samples in one call, ``num_return_sequences``). Both return stop-string
+cut samples with the sequence log-probability under the model (raw logits, i.e. temperature 1).
 :class:`TransformersPolicy` puts the prompt builder and the parser around it.
 """
 
@@ -59,12 +61,23 @@ class Sample:
 
 
 class HFGenerator:
-    """Batched sampling from a causal LM with stop strings and per-token log-probs."""
+    """Batched sampling from a causal LM with stop strings and per-token log-probs.
 
-    def __init__(self, model: Any, tokenizer: Any):
+    Args:
+        model, tokenizer: a causal LM and its tokenizer.
+        mode: ``"kv"`` (default: :func:`~agentrm_gym.agents.sampling.sample_continuations`) or
+            ``"generate"`` (``transformers``' ``generate``; the reference the benchmark compares with).
+    """
+
+    MODES = ("kv", "generate")
+
+    def __init__(self, model: Any, tokenizer: Any, mode: str = "kv"):
+        if mode not in self.MODES:
+            raise ValueError(f"unknown sampling mode {mode!r}; use one of {', '.join(self.MODES)}")
         self.torch = _require_torch()
         self.model = model
         self.tokenizer = prepare_tokenizer(tokenizer)
+        self.mode = mode
 
     @property
     def device(self) -> Any:
@@ -84,11 +97,13 @@ class HFGenerator:
 
     def generate(self, prompts: Sequence[str], n: int = 1, temperature: float = 1.0, max_new_tokens: int = 64,
                  stop: Sequence[str] = STOP_STRINGS, top_p: float = 1.0) -> list[list[Sample]]:
-        """``n`` samples for each prompt, in one ``generate`` call; ``temperature <= 0`` is greedy."""
-        torch = self.torch
-        tok = self.tokenizer
+        """``n`` samples for each prompt; ``temperature <= 0`` is greedy."""
         if not prompts:
             return []
+        if self.mode == "kv":
+            return self._generate_kv(prompts, n, temperature, max_new_tokens, stop, top_p)
+        torch = self.torch
+        tok = self.tokenizer
         max_prompt = max(1, self.context_length - max_new_tokens)
         enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = enc["input_ids"][:, -max_prompt:], enc["attention_mask"][:, -max_prompt:]
@@ -117,7 +132,39 @@ class HFGenerator:
             results.append(row * n if not sample else row)
         return results
 
-    def _finish(self, tokens: list[int], logps: Any, stop: Sequence[str], max_new_tokens: int) -> Sample:
+    def _generate_kv(self, prompts: Sequence[str], n: int, temperature: float, max_new_tokens: int,
+                     stop: Sequence[str], top_p: float) -> list[list[Sample]]:
+        """The KV-cache path: identical prompts (Best-of-N in lockstep) are encoded once for all samples."""
+        from agentrm_gym.agents.sampling import sample_continuations
+
+        max_prompt = max(1, self.context_length - max_new_tokens)
+        distinct: dict[str, int] = {}
+        for p in prompts:
+            distinct.setdefault(p, len(distinct))
+        texts = list(distinct)
+        counts = [0] * len(texts)
+        for p in prompts:
+            counts[distinct[p]] += n
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt:] for p in texts]
+        raw = sample_continuations(self.model, self.tokenizer, ids, n, temperature, max_new_tokens, stop, top_p,
+                                   counts=counts)
+        taken = [0] * len(texts)
+        results: list[list[Sample]] = []
+        for p in prompts:
+            u = distinct[p]
+            rows = raw[u][taken[u]:taken[u] + n]
+            taken[u] += n
+            out = []
+            for r in rows:
+                sample = self._finish(r.token_ids, r.token_logprobs, stop, max_new_tokens, positional=True)
+                out.append(sample if not r.stopped else Sample(sample.text, sample.token_ids, sample.token_logprobs,
+                                                               "stop"))
+            results.append(out)
+        return results
+
+    def _finish(self, tokens: list[int], logps: Any, stop: Sequence[str], max_new_tokens: int,
+                positional: bool = False) -> Sample:
+        """Cut at eos / the first stop string; ``logps`` is ``[step, vocab]`` or, ``positional``, per token."""
         tok = self.tokenizer
         eos = tok.eos_token_id
         length, reason = len(tokens), "length"
@@ -136,7 +183,7 @@ class HFGenerator:
                     break
         if reason == "length" and len(tokens) < max_new_tokens:
             reason = "stop"
-        lp = [float(logps[i, t]) for i, t in enumerate(tokens)]
+        lp = [float(logps[i]) if positional else float(logps[i, t]) for i, t in enumerate(tokens)]
         return Sample(text, tokens, lp, reason)
 
 
@@ -151,11 +198,12 @@ class TransformersPolicy(LLMPolicy):
         max_new_tokens, retries, seed: see :class:`~agentrm_gym.agents.policy.LLMPolicy`.
         top_p: nucleus sampling.
         grounding: ``"fuzzy"`` maps each action to the nearest admissible one (see ``LLMPolicy``).
+        sampler: ``"kv"`` (shared-prompt KV-cache sampling) or ``"generate"`` (``transformers``' generate).
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, device: str | None = None,
                  builder: PromptBuilder | None = None, max_new_tokens: int = 64, retries: int = 0,
-                 seed: int | None = None, top_p: float = 1.0, grounding: str = "none"):
+                 seed: int | None = None, top_p: float = 1.0, grounding: str = "none", sampler: str = "kv"):
         super().__init__(builder, max_new_tokens, retries, seed, grounding)
         torch = _require_torch()
         if isinstance(model, str | os.PathLike):
@@ -168,7 +216,7 @@ class TransformersPolicy(LLMPolicy):
             if device:
                 model.to(device)
             model.eval()
-        self.engine = HFGenerator(model, tokenizer)
+        self.engine = HFGenerator(model, tokenizer, mode=sampler)
         self.top_p = top_p
         if self.builder.budget is None:
             self.builder.budget = self.engine.context_length - max_new_tokens

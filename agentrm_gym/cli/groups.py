@@ -8,7 +8,7 @@ pipeline_app = typer.Typer(
     help="The AgentRM pipeline over one run directory: its stages one by one, or `all` of them.",
     no_args_is_help=True,
 )
-rm_app = typer.Typer(help="Reward models outside the pipeline (oracle-label training, RMB metrics).",
+rm_app = typer.Typer(help="Reward models outside the pipeline (oracle-label training, RMB metrics, offline re-scoring).",
                      no_args_is_help=True)
 serve_app = typer.Typer(help="HTTP servers: an OpenAI-compatible policy, a reward model.", no_args_is_help=True)
 

@@ -1,4 +1,5 @@
-"""``agentrm rm eval`` (RMB-style RM quality on oracle comparison sets) and ``agentrm rm train``.
+"""``agentrm rm eval`` (RMB-style RM quality on oracle comparison sets), ``agentrm rm train`` and
+``agentrm rm rescore`` (any RM on a run's saved Best-of-N candidates, offline).
 
 ``agentrm rm train`` trains a value RM on oracle-labelled rollouts of one env; the pipeline's RM stage on
 MCTS labels is ``agentrm pipeline train-rm``. Both call :func:`agentrm_gym.rm.train_value_rm`.
@@ -69,7 +70,47 @@ def train_rm(
     typer.echo(json.dumps({"out": out, "samples": len(samples), **model.card().get("metrics", {})}))
 
 
+def rescore(
+    run: str = typer.Argument(..., help="a run directory whose evaluate stage saved eval/candidates.jsonl"),
+    rm: str = typer.Option(..., "--rm", help="reward-model directory, or a URL of `agentrm serve rm`"),
+    name: str = typer.Option("", "--name", help="row name (default: the RM directory's name)"),
+) -> None:
+    """Re-score a run's saved Best-of-N candidates with another RM; print its Best-of-N row and paired gains."""
+    from pathlib import Path
+
+    from agentrm_gym.train import table as tab
+    from agentrm_gym.train.config import load_config
+    from agentrm_gym.train.evaluate import build_results
+    from agentrm_gym.train.evaluate import rescore as rescore_candidates
+    from agentrm_gym.trajectory import read_jsonl
+
+    root = Path(run)
+    cand_path = root / "eval" / "candidates.jsonl"
+    if not cand_path.is_file():
+        raise typer.BadParameter(f"{cand_path} does not exist: run `agentrm pipeline evaluate --out {run}` first")
+    if rm.startswith(("http://", "https://")):
+        from agentrm_gym.rm.remote import RemoteRewardModel
+
+        model = RemoteRewardModel(rm)
+    else:
+        from agentrm_gym.rm import load_reward_model
+
+        model = load_reward_model(rm)
+    label = name or Path(rm.rstrip("/")).name or "rm"
+    cfg = load_config(str(root / "config.json"))
+    scores = rescore_candidates(list(read_jsonl(cand_path)), model, root / "eval" / "scores" / f"{label}.jsonl",
+                                desc=f"rescore {label}")
+    results = build_results(cfg, root / "eval", {label: scores})
+    tasks, held_in = list(cfg.eval_tasks), list(cfg.rm_tasks)
+    keep = {m: r for m, r in results["table"].items()
+            if m in ("greedy", "sample") or m.endswith(f"({label})") or m.startswith("pass@")}
+    typer.echo(tab.format_table(keep, tasks, held_in, "progress_rate", {}))
+    gains = {m: g for m, g in results["gains"].items() if m.endswith(f"({label})")}
+    typer.echo("\n" + tab.format_gains(gains, "progress_rate"))
+
+
 def register(app: typer.Typer) -> None:
-    """Both commands live in the ``rm`` group (added to the app by ``agentrm_gym.cli``)."""
+    """The commands live in the ``rm`` group (added to the app by ``agentrm_gym.cli``)."""
     rm_app.command("eval")(rm_eval)
     rm_app.command("train")(train_rm)
+    rm_app.command("rescore")(rescore)

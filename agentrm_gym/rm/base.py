@@ -107,7 +107,7 @@ class RewardModel:
                 self.stats.cache_hits += 1  # a duplicate within the batch is scored once
             else:
                 missing[t] = [i]
-        keys = list(missing)
+        keys = sorted(missing, key=len)  # length-bucketed batches: little padding per forward pass
         for start in range(0, len(keys), self.batch_size):
             chunk = keys[start : start + self.batch_size]
             values = np.asarray(compute([missing[k][0] for k in chunk]), dtype=np.float64).reshape(-1)

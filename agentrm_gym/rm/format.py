@@ -6,13 +6,26 @@ actions it may take; the history lists the turns as ``Thought:`` / ``Action:`` /
 thoughts and/or the observations). The header templates are versioned (:data:`HEADER_VERSION`), and the
 version is written into every saved RM's card so a model is always fed the text it was trained on.
 
-Models truncate the *history* from the left (the newest turns matter most) and always keep the header;
+Two history styles:
+
+* ``style="full"`` (header version ``v1``): every turn as Thought/Action/Observation lines; models
+  truncate the history from the left and keep the header.
+* ``style="compact"`` (``v2``, the pipeline's default): the step count, then every action with the start
+  of its observation (the last observation longer), so the whole trajectory fits a short encoder budget:
+  what an episode achieved anywhere in it stays visible, which is what ranking final states needs. Past
+  ``max_steps_shown`` steps the *middle* is cut (the first steps and the last ones stay). Thoughts are
+  left out (a small SFT policy's are templated, "I will click."; ``style="full"`` keeps them).
+
+Both styles remove scores that an environment prints about itself (WebShop's "Your score (min 0.0,
+max 1.0)", ToolOperation's "The store (does not) match(es) the goal"): an RM that reads them would be an
+oracle on those tasks, not a learned judge (``strip_env_scores=False`` keeps them).
 :func:`split_rm_text` recovers the two parts from a formatted text (used by the remote-RM protocol, whose
 clients send plain strings).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +33,27 @@ from agentrm_gym.trajectory import AgentState
 
 #: Bump when a template changes: a model trained on one header version should be fed the same one.
 HEADER_VERSION = "v1"
+#: Header versions this release can build, by history style.
+STYLE_VERSIONS = {"full": "v1", "compact": "v2"}
+
+#: Scores that environments print about the episode itself; removed from RM inputs by default.
+ENV_SCORE_PATTERNS = (
+    re.compile(r"Your score \(min 0\.0, max 1\.0\)(?:\s*\[SEP\]\s*|\s*)[0-9.]*"),
+    re.compile(r"The store (?:does not )?match(?:es)? the goal\.?"),
+)
+
+
+def strip_env_scores(text: str) -> str:
+    """``text`` without the self-reported scores of :data:`ENV_SCORE_PATTERNS`."""
+    for pattern in ENV_SCORE_PATTERNS:
+        text = pattern.sub("", text)
+    return text
+
+
+def clip(text: str, limit: int) -> str:
+    """Whitespace collapsed, cut to ``limit`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
 
 #: The line that separates the header from the history in every formatted RM text.
 HISTORY_SEPARATOR = "\n\nHistory:\n"
@@ -62,22 +96,44 @@ class RMFormat:
     Attributes:
         drop_thoughts: leave the agent's thoughts out of the history (AgentRM's ablation).
         drop_observations: leave the observations out (the first observation included).
-        header_version: the template version; only :data:`HEADER_VERSION` is known to this release.
+        header_version: the template version: ``v1`` for ``style="full"``, ``v2`` for ``"compact"``
+            (filled in from the style when empty).
+        style: ``"full"`` turns or ``"compact"`` (every action with an observation snippet).
+        strip_env_scores: remove the scores environments print about themselves.
+        obs_chars: observation characters per step (compact).
+        last_obs_chars: characters of the last observation (compact).
+        max_steps_shown: steps shown before the middle is cut (compact).
     """
 
     drop_thoughts: bool = False
     drop_observations: bool = False
-    header_version: str = HEADER_VERSION
+    header_version: str = ""
+    style: str = "full"
+    strip_env_scores: bool = True
+    obs_chars: int = 50
+    last_obs_chars: int = 240
+    max_steps_shown: int = 24
 
     def __post_init__(self) -> None:
-        if self.header_version != HEADER_VERSION:
+        if self.style not in STYLE_VERSIONS:
+            raise ValueError(f"unknown RM text style {self.style!r}; use one of {', '.join(STYLE_VERSIONS)}")
+        if not self.header_version:
+            object.__setattr__(self, "header_version", STYLE_VERSIONS[self.style])
+        if self.header_version != STYLE_VERSIONS[self.style]:
             raise ValueError(
-                f"RM header version {self.header_version!r} is not known to this release (it has "
-                f"{HEADER_VERSION!r}); retrain the RM or install the release that wrote it"
+                f"RM header version {self.header_version!r} is not known to this release for style "
+                f"{self.style!r} (it has {STYLE_VERSIONS[self.style]!r}); retrain the RM or install the release "
+                "that wrote it"
             )
 
+    def _obs(self, text: str) -> str:
+        return strip_env_scores(text) if self.strip_env_scores else text
+
     def header(self, state: AgentState) -> str:
-        """The task's RM header with the goal filled in (the generic one for unknown tasks)."""
+        """The task's RM header with the goal filled in (the generic one for unknown tasks); the compact
+        style's header is one line, ``Task: <name>. Goal: <goal>``."""
+        if self.style == "compact":
+            return f"Task: {state.task}. Goal: {clip(state.goal, 400)}"
         template = TASK_HEADERS.get(state.task, GENERIC_HEADER)
         return template.replace("{goal}", state.goal.strip())
 
@@ -85,8 +141,31 @@ class RMFormat:
         """The turns as Thought/Action/Observation lines, oldest first."""
         return self.history_with_spans(state)[0]
 
+    def compact_history(self, state: AgentState) -> str:
+        """The compact history: step count, then ``i. action -> observation snippet`` per step."""
+        steps = state.steps
+        lines = [f"Steps taken: {len(steps)}."]
+        if not self.drop_observations:
+            lines.append(f"Start: {clip(self._obs(state.observation), self.obs_chars)}")
+        shown = list(range(len(steps)))
+        if len(steps) > self.max_steps_shown:
+            head = max(1, self.max_steps_shown // 4)
+            shown = list(range(head)) + list(range(len(steps) - (self.max_steps_shown - head), len(steps)))
+        prev = -1
+        for i in shown:
+            if i != prev + 1:
+                lines.append(f"({i - prev - 1} steps omitted)")
+            prev = i
+            step = steps[i]
+            parts = [f"{i + 1}.", clip(step.action, 80)]
+            if not self.drop_observations:
+                limit = self.last_obs_chars if i == len(steps) - 1 else self.obs_chars
+                parts.append("-> " + clip(self._obs(step.observation), limit))
+            lines.append(" ".join(parts))
+        return "\n".join(lines)
+
     def history_with_spans(self, state: AgentState) -> tuple[str, list[tuple[int, int]]]:
-        """The history text and the ``(start, end)`` character span of each step's action in it."""
+        """The full history text and the ``(start, end)`` character span of each step's action in it."""
         lines: list[str] = []
         spans: list[tuple[int, int]] = []
         pos = 0
@@ -97,7 +176,7 @@ class RMFormat:
             pos += len(line) + 1  # the joining newline
 
         if not self.drop_observations:
-            add(f"Observation: {state.observation.strip()}")
+            add(f"Observation: {self._obs(state.observation).strip()}")
         for step in state.steps:
             if step.thought and not self.drop_thoughts:
                 add(f"Thought: {step.thought.strip()}")
@@ -106,11 +185,13 @@ class RMFormat:
             spans.append((start, start + len(action)))
             add(f"Action: {action}")
             if not self.drop_observations:
-                add(f"Observation: {step.observation.strip()}")
+                add(f"Observation: {self._obs(step.observation).strip()}")
         return "\n".join(lines), spans
 
     def parts(self, state: AgentState) -> tuple[str, str]:
         """``(header, history)``: models keep the header and truncate the history from the left."""
+        if self.style == "compact":
+            return self.header(state), self.compact_history(state)
         return self.header(state), self.history(state)
 
     def text(self, state: AgentState) -> str:

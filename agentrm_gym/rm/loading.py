@@ -68,4 +68,8 @@ def load_reward_model(path: str | Path, **overrides: Any) -> Any:
         ensure_pad_token(tok)
         kwargs = {"max_length": card.get("max_length", 512), "backbone": card.get("backbone", ""), "meta": meta}
         return JudgeRewardModel(model, tok, fmt, **{**kwargs, **overrides})
-    raise RMLoadError(f"{path / CARD_NAME}: unknown reward-model kind {kind!r} (value, implicit, judge)")
+    if kind == "pooled_value":
+        from agentrm_gym.rm.pooled import PooledValueRewardModel
+
+        return PooledValueRewardModel.load(path, card, fmt, meta, **overrides)
+    raise RMLoadError(f"{path / CARD_NAME}: unknown reward-model kind {kind!r} (value, pooled_value, implicit, judge)")

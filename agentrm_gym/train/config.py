@@ -64,13 +64,23 @@ class PipelineConfig:
     mcts_rollouts: int = _f(1, "rollouts per new node")
     temperature: float = _f(1.0, "sampling temperature of exploration and Best-of-N")
     explore_max_steps: int = _f(15, "step cap of an exploration episode (tree depth plus rollout)")
+    explore_groups: int = _f(0, "sampled groups per held-in task: N trajectories of one train id, sampled as "
+                                "Best-of-N samples at evaluation (the RM's main training data)")
+    group_caps: list[str] = _f([], "per-task caps of explore_groups for slow backends, e.g. ScienceWorld:15")
     # ----------------------------------------------------------------- 4. extract
     labels: str = _f("mcts", "value labels: mcts (node values), td (TD(lambda) on rollouts) or mc (returns)")
     min_visits: int = _f(1, "lambda of AgentRM: keep tree nodes visited at least this often")
+    group_prefix_stride: int = _f(0, "also label every k-th prefix of a sampled trajectory with its final "
+                                     "progress (MC), grouped by depth, for beam search (0: final states only)")
     td_lambda: float = _f(0.95, "lambda of the TD(lambda) targets")
     td_gamma: float = _f(1.0, "discount of the TD / MC targets")
     # ----------------------------------------------------------------- 5. train-rm
+    rm_kind: str = _f("value", "explicit RM: value (fine-tuned sequence classifier, MSE) or pooled (frozen "
+                               "mean-pooled encoder + ridge head on group-centred values)")
+    rm_text: str = _f("full", "RM input text: full (Thought/Action/Observation turns) or compact (every action "
+                              "with an observation snippet; the middle cut past 24 steps)")
     rm_backbone: str = _f("minilm", "RM backbone: minilm (pretrained, offline), tiny (from scratch) or a path")
+    rm_alphas: list[float] = _f([0.3, 1.0, 3.0, 10.0], "pooled RM: ridge strengths tried by the CV over task ids")
     rm_epochs: int = _f(3, "RM training epochs")
     rm_batch_size: int = _f(16, "RM batch size")
     rm_max_length: int = _f(256, "RM input tokens (header kept, history cut from the left)")
@@ -80,15 +90,28 @@ class PipelineConfig:
     eval_methods: list[str] = _f(["greedy", "bon:5"], "methods: greedy, bon:N (explicit RM), beam:W1xW2")
     eval_max_steps: int = _f(0, "step cap of an evaluation episode (0: the task's registered budget)")
     rm_eval_episodes: int = _f(4, "held-out episodes per task for RM quality (pairwise / Best-of-N acc.; 0: off)")
+    eval_rms: list[str] = _f([], "extra RMs that re-score the Best-of-N candidates: implicit, judge")
+    implicit_steps: int = _f(200, "AdamW steps of the implicit RM (fit on the sampled groups' outcomes)")
+    beam_episodes: int = _f(0, "test episodes per task for beam search (0: eval_episodes); beam is the costliest")
+    bootstrap: int = _f(2000, "bootstrap resamples of the paired-difference 95% CIs")
+
+    @property
+    def bon_n(self) -> int:
+        """N of the first ``bon:N`` method (5 if none): the size of the sampled groups."""
+        for m in self.eval_methods:
+            name, _, arg = m.partition(":")
+            if name in ("bon", "best_of_n"):
+                return int(arg or 5)
+        return 5
 
     def expert_count(self, task: str) -> int:
         """Expert episodes of ``task``: the held-in or default count, lowered by ``expert_caps``."""
         n = self.expert_episodes_held_in if task in self.rm_tasks else self.expert_episodes
-        for cap in self.expert_caps:
-            name, _, value = cap.partition(":")
-            if name.strip() == task and value.strip():
-                n = min(n, int(value))
-        return n
+        return _capped(n, self.expert_caps, task)
+
+    def group_count(self, task: str) -> int:
+        """Sampled groups of ``task``: ``explore_groups`` lowered by ``group_caps``."""
+        return _capped(self.explore_groups, self.group_caps, task)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -112,18 +135,31 @@ class PipelineConfig:
                 raise ValueError(f"bad override {item!r}: use field=value with a field of PipelineConfig "
                                  f"({', '.join(sorted(kinds))})")
             current = getattr(self, key)
-            if isinstance(current, list):
-                value: Any = [x.strip() for x in raw.split(",") if x.strip()]
-            elif isinstance(current, bool):
-                value = raw.strip().lower() in ("1", "true", "yes")
-            elif isinstance(current, int):
-                value = int(raw)
-            elif isinstance(current, float):
-                value = float(raw)
-            else:
-                value = raw
+            kind = type(current[0]) if isinstance(current, list) and current else type(current)
+            try:
+                if isinstance(current, list):
+                    items = [x.strip() for x in raw.split(",") if x.strip()]
+                    value: Any = [kind(x) for x in items] if kind in (int, float) else items
+                elif isinstance(current, bool):
+                    value = raw.strip().lower() in ("1", "true", "yes")
+                elif isinstance(current, int | float):
+                    value = kind(raw)
+                else:
+                    value = raw
+            except ValueError:
+                raise ValueError(f"bad override {item!r}: {key} takes {'a list of ' if isinstance(current, list) else ''}"
+                                 f"{kind.__name__} values (now {current!r})") from None
             changes[key] = value
         return self.replace(**changes)
+
+
+def _capped(n: int, caps: list[str], task: str) -> int:
+    """``n`` lowered by a ``TASK:N`` entry of ``caps`` for ``task``."""
+    for cap in caps:
+        name, _, value = cap.partition(":")
+        if name.strip() == task and value.strip():
+            n = min(n, int(value))
+    return n
 
 
 def field_help() -> dict[str, str]:
@@ -137,18 +173,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "expert_episodes": 6, "expert_episodes_held_in": 6, "expert_max_steps": 12, "vocab_size": 400,
         "context": 256, "n_layer": 1, "n_embd": 48, "n_head": 2, "sft_steps": 30, "sft_batch_size": 4,
         "max_new_tokens": 12, "explore_trees": 2, "mcts_iterations": 2, "mcts_k": 2, "explore_max_steps": 4,
-        "rm_backbone": "tiny", "rm_epochs": 2, "rm_batch_size": 8, "rm_max_length": 128, "eval_episodes": 2,
-        "eval_methods": ["greedy", "bon:2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
+        "rm_epochs": 2, "rm_batch_size": 8, "rm_max_length": 128, "eval_episodes": 2,
+        "eval_methods": ["greedy", "bon:2", "beam:2x2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
+        "explore_groups": 3, "group_prefix_stride": 2, "rm_kind": "pooled", "rm_text": "compact",
+        "rm_backbone": "minilm", "eval_rms": ["implicit", "judge"], "implicit_steps": 10, "bootstrap": 200,
     },
     "demo": {
-        "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30, "expert_episodes_held_in": 40, "sft_steps": 300,
-        "explore_trees": 6, "mcts_iterations": 6, "eval_episodes": 8, "eval_max_steps": 20, "rm_eval_episodes": 3,
+        "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30,
+        "expert_episodes_held_in": 40, "sft_steps": 300, "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
+        "explore_groups": 60, "group_caps": ["ALFWorld:40", "ScienceWorld:12"], "group_prefix_stride": 10,
+        "temperature": 0.5, "rm_kind": "pooled", "rm_text": "compact", "rm_max_length": 320,
+        "eval_episodes": 30, "eval_max_steps": 20, "eval_methods": ["greedy", "bon:5", "beam:2x3"],
+        "beam_episodes": 8, "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 3,
     },
     "full": {
         "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
         "n_head": 8, "context": 1024, "sft_steps": 4000, "explore_trees": 100, "mcts_iterations": 30,
-        "explore_max_steps": 30, "rm_epochs": 3, "eval_episodes": 0, "eval_methods": ["greedy", "bon:5", "beam:5x5"],
-        "rm_eval_episodes": 10,
+        "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
+        "temperature": 0.5, "rm_kind": "pooled", "rm_text": "compact", "rm_max_length": 384, "eval_episodes": 0,
+        "eval_methods": ["greedy", "bon:5", "beam:5x5"], "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 10,
     },
 }
 

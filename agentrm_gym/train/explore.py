@@ -12,17 +12,26 @@ Writes under ``<run>/explore/``:
 * ``trees/<task>__<task_id>.jsonl`` - one node a line (:meth:`MCTSTree.to_jsonl`), written atomically;
 * ``rollouts.jsonl`` - every rollout's final trajectory (for TD(lambda) / Monte-Carlo labels);
 * ``index.jsonl`` - one line per finished tree (nodes, best outcome, cost); a re-run skips these;
+* ``groups.jsonl`` - sampled groups, the RM's main data: on ``explore_groups`` further train ids per
+  held-in task, ``eval_n`` trajectories sampled exactly as Best-of-N samples them at evaluation (same
+  temperature, same step cap), every candidate's full trajectory and final progress. The RM later ranks
+  the final states of such groups, so it is trained on the states it will rank;
 * ``done.json`` - totals.
+
+Seeds come from a task id's identity (:func:`episode_seed`), not its position in a to-do list, so a
+resumed stage plays the same episodes as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
-from agentrm_gym.agents.planners import MCTS, Candidate
+from agentrm_gym.agents.planners import MCTS, BestOfN, Candidate
 from agentrm_gym.core import unwrap_text_env
 from agentrm_gym.files import repair_jsonl
 from agentrm_gym.train.common import begin_stage, open_env, tb_writer
@@ -42,6 +51,53 @@ class RecordingMCTS(MCTS):
         finals = super()._rollout(starts)
         self.rollout_finals.extend(finals)
         return finals
+
+
+def episode_seed(seed: int, task: str, task_id: str) -> int:
+    """A seed fixed by the run seed and the episode's identity (stable across resumes and orderings)."""
+    return (seed * 1_000_003 + zlib.crc32(f"{task}/{task_id}".encode())) % (2**31 - 1)
+
+
+def _no_scores(states: list[Any]) -> np.ndarray:
+    return np.zeros(len(states))
+
+
+def sample_groups(cfg: PipelineConfig, root: str | Path, policy: Any, writer: Any = None) -> list[str]:
+    """Append one record per sampled group to ``explore/groups.jsonl`` (resumable); returns notes."""
+    out = Path(root) / "explore"
+    path = out / "groups.jsonl"
+    repair_jsonl(path)
+    finished = {(r["task"], str(r["task_id"])) for r in read_jsonl(path)} if path.exists() else set()
+    notes: list[str] = []
+    planner = BestOfN(policy, _no_scores, n=cfg.bon_n, temperature=cfg.temperature,
+                      max_steps=cfg.eval_max_steps or None)
+    for task in cfg.rm_tasks:
+        if cfg.group_count(task) <= 0:
+            continue
+        env, why = open_env(task, "train")
+        if env is None:
+            notes.append(why)
+            continue
+        try:
+            ids = [str(i) for i in unwrap_text_env(env).task_ids("train")]
+            skip = cfg.expert_count(task) + cfg.explore_trees
+            ids = (ids[skip:] if len(ids) > skip else ids)[: cfg.group_count(task)]
+            todo = [i for i in ids if (task, i) not in finished]
+            for task_id in tqdm(todo, desc=f"sample groups {task}", leave=False):
+                seed = episode_seed(cfg.seed, task, task_id)
+                result = planner.run(env, task_id, seed=seed)
+                cands = [{"progress": float(c.progress), "success": bool(c.success), "trajectory": c.to_dict()}
+                         for c in result.candidates]
+                append_jsonl(path, [{"task": task, "task_id": task_id, "seed": seed, "n": cfg.bon_n,
+                                     "temperature": cfg.temperature, "candidates": cands,
+                                     "cost": result.cost.to_dict()}])
+                if writer is not None:
+                    writer.add_scalar(f"explore/{task}_group_mean_progress",
+                                      float(np.mean([c["progress"] for c in cands])), len(finished))
+                finished.add((task, task_id))
+        finally:
+            env.close()
+    return notes
 
 
 def policy_dir(root: str | Path, cfg: PipelineConfig) -> str:
@@ -74,11 +130,11 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
             ids = unwrap_text_env(env).task_ids("train")
             ids = (ids[n_expert:] or ids)[: cfg.explore_trees]
             todo = [i for i in ids if (task, str(i)) not in finished]
-            for k, task_id in enumerate(tqdm(todo, desc=f"explore {task}", leave=False)):
+            for task_id in tqdm(todo, desc=f"explore {task}", leave=False):
                 planner = RecordingMCTS(policy, None, iterations=cfg.mcts_iterations, k=cfg.mcts_k, c=cfg.mcts_c,
                                         rollouts=cfg.mcts_rollouts, temperature=cfg.temperature,
                                         max_steps=cfg.explore_max_steps)
-                result = planner.run(env, task_id, seed=cfg.seed + k)
+                result = planner.run(env, task_id, seed=episode_seed(cfg.seed, task, str(task_id)))
                 tree_path = out / "trees" / f"{task}__{task_id}.jsonl"
                 result.tree.to_jsonl(tree_path)  # atomic
                 append_jsonl(out / "rollouts.jsonl", [
@@ -98,9 +154,11 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                     writer.add_scalar("explore/nodes", rec["nodes"], n_trees)
         finally:
             env.close()
+    notes += sample_groups(cfg, root, policy, writer)
     if writer is not None:
         writer.close()
     recs = list(read_jsonl(index)) if index.exists() else []
+    groups = list(read_jsonl(out / "groups.jsonl")) if (out / "groups.jsonl").exists() else []
     per_task = {}
     for task in sorted({r["task"] for r in recs}):
         rs = [r for r in recs if r["task"] == task]
@@ -108,4 +166,11 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                           "mean_root_value": sum(r["root_value"] for r in rs) / len(rs),
                           "mean_rollout_success": sum(r["rollout_success"] for r in rs) / len(rs),
                           "seconds": round(sum(r["cost"]["wall_seconds"] for r in rs), 1)}
-    return stage.finish({"trees": len(recs), "per_task": per_task, "notes": notes})
+    for task in sorted({g["task"] for g in groups}):
+        gs = [g for g in groups if g["task"] == task]
+        per_task.setdefault(task, {}).update({
+            "groups": len(gs),
+            "group_mean_progress": float(np.mean([np.mean([c["progress"] for c in g["candidates"]]) for g in gs])),
+            "group_best_progress": float(np.mean([max(c["progress"] for c in g["candidates"]) for g in gs])),
+            "group_seconds": round(sum(g["cost"]["wall_seconds"] for g in gs), 1)})
+    return stage.finish({"trees": len(recs), "groups": len(groups), "per_task": per_task, "notes": notes})

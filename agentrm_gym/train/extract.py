@@ -9,8 +9,16 @@ Labels (``cfg.labels``):
   MCTS value of the state when the trees hold it (a rollout starts at a tree node) and Q itself otherwise;
 * ``mc`` - plain Monte-Carlo returns Q_t = gamma^(T - t) * R on the same trajectories.
 
-R is the final progress. Duplicate states (same text) are averaged. Writes ``<run>/extract/pairs.jsonl``
-(``{"state": {...}, "value": v, "task", "task_id"}`` a line) and ``done.json``.
+R is the final progress. On top of these, the sampled groups of the explore stage (``groups.jsonl``) give
+every candidate's *final* state valued by its final progress (the states Best-of-N ranks), and with
+``group_prefix_stride = k`` every k-th prefix valued by the same Monte-Carlo return.
+
+Every pair carries a ``group``: the states that are compared with each other (the candidates of one
+sampled group; the prefixes of one group at one depth; the children of one tree node; the prefixes of
+the rollouts of one tree at one depth). The RM centres its targets within groups and is validated
+within them. Duplicate states (same text) within a group are averaged. Writes
+``<run>/extract/pairs.jsonl`` (``{"state": {...}, "value": v, "task", "task_id", "group", "source"}`` a line)
+and ``done.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,51 @@ from agentrm_gym.trajectory import AgentState, read_jsonl, state_from_dict, stat
 def tree_pairs(tree_file: str | Path, min_visits: int) -> list[tuple[AgentState, float]]:
     """(state, V) of the nodes of one saved tree with N >= ``min_visits``."""
     return [(state_from_dict(n["state"]), float(n["V"])) for n in read_jsonl(tree_file) if n["N"] >= min_visits]
+
+
+def tree_records(tree_file: str | Path, min_visits: int) -> list[dict[str, Any]]:
+    """Pair records of one tree's nodes with N >= ``min_visits``, grouped by parent (siblings)."""
+    name = Path(tree_file).stem
+    out = []
+    for n in read_jsonl(tree_file):
+        if n["N"] >= min_visits:
+            state = state_from_dict(n["state"])
+            out.append(_record(state, float(n["V"]), f"tree/{name}/{n['parent']}", "mcts"))
+    return out
+
+
+def group_records(groups: list[dict[str, Any]], prefix_stride: int = 0) -> list[dict[str, Any]]:
+    """Final states of the sampled groups valued by final progress; optionally every ``prefix_stride``-th
+    prefix valued by the same return, grouped by (group, depth)."""
+    from agentrm_gym.trajectory import Trajectory
+
+    out = []
+    for g in groups:
+        key = f"group/{g['task']}/{g['task_id']}"
+        for c in g["candidates"]:
+            traj = Trajectory.from_dict(c["trajectory"])
+            value = float(c["progress"])
+            out.append(_record(traj.state(), value, key, "group"))
+            if prefix_stride > 0:
+                for t in range(prefix_stride, len(traj.steps), prefix_stride):
+                    out.append(_record(traj.state(upto=t), value, f"{key}/depth{t}", "group_prefix"))
+    return out
+
+
+def _record(state: AgentState, value: float, group: str, source: str) -> dict[str, Any]:
+    return {"state": state, "value": value, "task": state.task, "task_id": state.task_id, "group": group,
+            "source": source}
+
+
+def dedupe_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Average the values of identical states within a group (keeps the first record's other fields)."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in records:
+        k = (r["group"], r["state"].key())
+        merged.setdefault(k, r)
+        values[k].append(r["value"])
+    return [{**r, "value": float(np.mean(values[k]))} for k, r in merged.items()]
 
 
 def td_targets(rewards_final: float, q_next: list[float | None], gamma: float, lam: float) -> list[float]:
@@ -90,24 +143,28 @@ def run_extract(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     out = stage.out
     explore = Path(root) / "explore"
     trees = sorted((explore / "trees").glob("*.jsonl"))
-    pairs: list[tuple[AgentState, float]] = []
+    records: list[dict[str, Any]] = []
     if cfg.labels == "mcts":
         for f in trees:
-            pairs += tree_pairs(f, cfg.min_visits)
+            records += tree_records(f, cfg.min_visits)
     else:
         tree_values = {}
         for f in trees:
             for s, v in tree_pairs(f, cfg.min_visits):
                 tree_values[s.key()] = v
         rollouts = list(read_jsonl(explore / "rollouts.jsonl")) if (explore / "rollouts.jsonl").exists() else []
-        pairs = rollout_pairs(rollouts, tree_values, cfg.labels, cfg.td_gamma, cfg.td_lambda)
-    pairs = dedupe(pairs)
+        for s, v in rollout_pairs(rollouts, tree_values, cfg.labels, cfg.td_gamma, cfg.td_lambda):
+            records.append(_record(s, v, f"rollout/{s.task}/{s.task_id}/depth{len(s.steps)}", cfg.labels))
+    groups_file = explore / "groups.jsonl"
+    if groups_file.exists():
+        records += group_records(list(read_jsonl(groups_file)), cfg.group_prefix_stride)
+    records = dedupe_records(records)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl_atomic(out / "pairs.jsonl", [{"state": state_to_dict(s), "value": v, "task": s.task,
-                                              "task_id": s.task_id} for s, v in pairs])
-    values = np.array([v for _, v in pairs]) if pairs else np.zeros(0)
-    per_task = {t: sum(1 for s, _ in pairs if s.task == t) for t in sorted({s.task for s, _ in pairs})}
-    return stage.finish({"labels": cfg.labels, "pairs": len(pairs), "per_task": per_task,
+    write_jsonl_atomic(out / "pairs.jsonl", [{**r, "state": state_to_dict(r["state"])} for r in records])
+    values = np.array([r["value"] for r in records]) if records else np.zeros(0)
+    per_task = {t: sum(1 for r in records if r["task"] == t) for t in sorted({r["task"] for r in records})}
+    per_source = {k: sum(1 for r in records if r["source"] == k) for k in sorted({r["source"] for r in records})}
+    return stage.finish({"labels": cfg.labels, "pairs": len(records), "per_task": per_task, "per_source": per_source,
                          "value_mean": float(values.mean()) if len(values) else None,
                          "value_std": float(values.std()) if len(values) else None,
                          "nonzero_fraction": float(np.mean(values > 0)) if len(values) else None})

