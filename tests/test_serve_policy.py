@@ -54,7 +54,7 @@ def test_models_and_completions(server):
         stop = c.post(server.url + "/completions", json={**body, "stop": ["a", "e", "o", " "], "max_tokens": 30}).json()
         assert all(not any(s in ch["text"] for s in "aeo ") for ch in stop["choices"])
         assert c.post(server.url + "/completions", json={**body, "model": "other"}).status_code == 404
-        assert c.post(server.url + "/completions", json={**body, "n": 0}).status_code == 422
+        assert c.post(server.url + "/completions", json={**body, "n": 0}).status_code == 400  # as vLLM: not 422
 
 
 def test_chat_completions(server):
@@ -66,6 +66,130 @@ def test_chat_completions(server):
         ch = r["choices"][0]
         assert ch["message"]["role"] == "assistant" and isinstance(ch["message"]["content"], str)
         assert 1 <= len(ch["logprobs"]["content"]) <= 6
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    openai = pytest.importorskip("openai", reason="the openai client is in the dev extra")
+    c = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
+    yield c
+    c.close()
+
+
+PROMPT = "### User:\nTask: reach the goal\n\n### Assistant:\n"
+
+
+def test_openai_client_completions_logprobs_echo_and_offsets(client):
+    r = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=8, temperature=0, logprobs=3)
+    ch = r.choices[0]
+    lp = ch.logprobs
+    assert r.object == "text_completion" and 1 <= len(lp.tokens) <= 8
+    assert "".join(lp.tokens).startswith(ch.text) and lp.text_offset[0] == 0
+    for tok, off, top, v in zip(lp.tokens, lp.text_offset, lp.top_logprobs, lp.token_logprobs, strict=True):
+        if off < len(ch.text):
+            assert ch.text[off:].startswith(tok) or tok.startswith(ch.text[off:])
+        assert tok in top and 3 <= len(top) <= 4 and v <= 0
+        best = max(top, key=top.get)
+        assert best == tok and top[best] == pytest.approx(v, abs=1e-3)  # greedy: the sampled token is the top one
+    assert r.usage.completion_tokens == len(lp.tokens)
+
+    echo = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=8, temperature=0, logprobs=1, echo=True)
+    e = echo.choices[0]
+    assert e.text == PROMPT + ch.text
+    assert e.logprobs.token_logprobs[0] is None and e.logprobs.top_logprobs[0] is None
+    assert all(v <= 0 for v in e.logprobs.token_logprobs[1:])
+    assert "".join(e.logprobs.tokens).startswith(e.text)
+    for tok, off in zip(e.logprobs.tokens, e.logprobs.text_offset, strict=True):
+        assert e.text[off:off + len(tok)] == tok or off + len(tok) > len(e.text)
+    n_prompt = len(e.logprobs.tokens) - len(lp.tokens)
+    assert e.logprobs.text_offset[n_prompt] == len(PROMPT)
+    assert e.logprobs.token_logprobs[n_prompt:] == pytest.approx(lp.token_logprobs, abs=1e-5)
+
+    scored = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=0, echo=True, logprobs=0)
+    s = scored.choices[0]
+    assert s.text == PROMPT and "".join(s.logprobs.tokens) == PROMPT and scored.usage.completion_tokens == 0
+    assert s.logprobs.token_logprobs[1:] == pytest.approx(e.logprobs.token_logprobs[1:n_prompt], abs=1e-4)
+
+
+def test_openai_client_streams_completions(client):
+    kwargs = {"model": "tiny", "prompt": [PROMPT, "Task: x"], "n": 2, "max_tokens": 8, "temperature": 1.0,
+              "seed": 3}
+    full = client.completions.create(**kwargs)
+    chunks = list(client.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    assert all(c.object == "text_completion" for c in chunks)
+    texts: dict[int, str] = {}
+    finish: dict[int, str] = {}
+    for c in chunks[:-1]:
+        (choice,) = c.choices
+        texts[choice.index] = texts.get(choice.index, "") + choice.text
+        if choice.finish_reason:
+            finish[choice.index] = choice.finish_reason
+    assert texts == {ch.index: ch.text for ch in full.choices}
+    assert finish == {ch.index: ch.finish_reason for ch in full.choices}
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    echoed = list(client.completions.create(model="tiny", prompt=PROMPT, max_tokens=4, echo=True, logprobs=1,
+                                            stream=True, seed=1))
+    assert echoed[0].choices[0].text == PROMPT and echoed[0].choices[0].logprobs.token_logprobs[0] is None
+    pieces = [c.choices[0] for c in echoed[1:-1]]
+    assert all(len(p.logprobs.tokens) == 1 for p in pieces)  # one token a chunk, with its log-prob
+    assert [p.logprobs.text_offset[0] for p in pieces] == sorted(p.logprobs.text_offset[0] for p in pieces)
+
+
+def test_openai_client_chat_parts_logprobs_and_stream(client):
+    messages = [{"role": "system", "content": "You are an agent."},
+                {"role": "user", "content": [{"type": "text", "text": "Task: reach the goal"},
+                                             {"type": "text", "text": "Observation: a wall"}]}]
+    r = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, temperature=0,
+                                       logprobs=True, top_logprobs=3)
+    ch = r.choices[0]
+    assert r.object == "chat.completion" and ch.message.role == "assistant"
+    content = ch.logprobs.content
+    assert 1 <= len(content) <= 6 and r.usage.completion_tokens == len(content)
+    for tok in content:
+        assert len(tok.top_logprobs) == 3 and tok.logprob <= 0 and bytes(tok.bytes).decode() == tok.token
+        assert tok.top_logprobs[0].token == tok.token and tok.top_logprobs[0].logprob == pytest.approx(tok.logprob,
+                                                                                                        abs=1e-3)
+    joined = [{"role": "system", "content": "You are an agent."},
+              {"role": "user", "content": "Task: reach the goal\nObservation: a wall"}]
+    same = client.chat.completions.create(model="tiny", messages=joined, max_tokens=6, temperature=0)
+    assert same.choices[0].message.content == ch.message.content  # parts are joined by newlines
+
+    stream = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, temperature=0,
+                                            logprobs=True, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    print("\n".join(c.model_dump_json(exclude_none=True) for c in chunks[:3] + chunks[-2:]))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    body = [c.choices[0] for c in chunks if c.choices]
+    assert "".join(b.delta.content or "" for b in body) == ch.message.content
+    assert [t.token for b in body if b.logprobs for t in b.logprobs.content] == [t.token for t in content]
+    assert body[-1].finish_reason == ch.finish_reason and body[-1].delta.content is None
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == r.usage.total_tokens
+
+
+def test_openai_client_gets_openai_shaped_errors(client, server):
+    openai = pytest.importorskip("openai")
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.completions.create(model="other", prompt="x", max_tokens=2)
+    with pytest.raises(openai.BadRequestError, match="n: Input should be greater than or equal to 1"):
+        client.completions.create(model="tiny", prompt="x", max_tokens=2, n=0)
+    with pytest.raises(openai.BadRequestError, match="top_logprobs needs logprobs=true"):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], top_logprobs=2)
+    with pytest.raises(openai.BadRequestError, match="not supported by this text-only model"):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}])
+    with pytest.raises(openai.BadRequestError, match="max_tokens must be at least 1"):
+        client.completions.create(model="tiny", prompt="x", max_tokens=0)
+    with httpx.Client(timeout=60) as c:
+        r = c.post(server.url + "/completions", json={"prompt": "x", "temperature": "hot"})
+        assert r.status_code == 400
+        err = r.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["param"] == "temperature"
+        assert err["type"] == "invalid_request_error"
+        r = c.post(server.url + "/completions", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "error" in r.json()
+        r = c.get(server.url + "/nowhere")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize("mode", ["chat", "completions"])

@@ -2,14 +2,15 @@
 
 ::
 
-    agentrm envs | play | eval | demo | baselines | table | ppo
+    agentrm envs | play | eval | demo | baselines | table | ppo | export
     agentrm pipeline expert | sft | explore | extract | train-rm | evaluate | all
     agentrm rm train | eval
     agentrm serve policy | rm
 
 Each module in this package holds some commands and a ``register(app)`` function that adds them to the
 app or to their group (:mod:`agentrm_gym.cli.groups`); every name is fixed by its module, none depends on
-the order of :data:`COMMAND_MODULES`.
+the order of :data:`COMMAND_MODULES`. A user error (bad arguments, an unknown task, a missing directory, a
+bad ``--set``) is printed as one ``error: ...`` line with exit code 2 (:mod:`agentrm_gym.cli.errors`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import importlib
 
 import typer
 
+from agentrm_gym.cli.errors import AgentRMGroup
 from agentrm_gym.cli.groups import GROUPS
 
 app = typer.Typer(
@@ -26,10 +28,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=AgentRMGroup,  # user errors: one `error: ...` line, exit code 2 (agentrm_gym.cli.errors)
 )
 
 #: Submodules of agentrm_gym.cli that define ``register(app)``; missing ones are skipped.
-COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "rm", "rl", "pipeline"]
+COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "rm", "rl", "pipeline", "export"]
 
 for _name in COMMAND_MODULES:
     try:
@@ -45,4 +48,5 @@ for _group, _typer in GROUPS:
 
 
 def main() -> None:
-    app()
+    """The console entry point: the app, whose group (:class:`AgentRMGroup`) reports user errors in one line."""
+    app(prog_name="agentrm")
