@@ -14,11 +14,18 @@ A task subclasses :class:`TextEnv` and writes its world through a few hooks:
 The base class carries what all tasks share: the info keys, the monotone progress rate with
 reward = its increase, the ``check valid actions`` meta-action, non-raising handling of any input, seeding,
 and ``snapshot()``/``restore()`` (native when a task provides it, replay of the action prefix otherwise).
+
+Copying an env. ``pickle.dumps(env)``, ``copy.deepcopy(env)`` and ``copy.copy(env)`` work on every task,
+although most hold live backends (SQLite connections, a Z-machine behind ctypes, a JVM gateway): a copy is a
+*new* env built with the same constructor arguments and restored to :func:`snapshot` of the original (see
+:meth:`TextEnv.__reduce_ex__`). It costs one construction (a JVM start for ScienceWorld); to branch a
+search within one env, use :func:`snapshot` / :func:`restore`, which are cheap.
 """
 
 from __future__ import annotations
 
 import copy
+import pickle
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -96,6 +103,17 @@ def normalize_action(action: Any) -> str:
     return action.strip()
 
 
+def _rebuild_env(
+    cls: type[TextEnv], args: tuple[Any, ...], kwargs: dict[str, Any], state: Snapshot | None, spec: Any
+) -> TextEnv:
+    """Unpickle / deep-copy target of :meth:`TextEnv.__reduce_ex__`: a new env restored to ``state``."""
+    env = cls(*args, **kwargs)
+    env.spec = spec
+    if state is not None:
+        env.restore(state)
+    return env
+
+
 def unwrap_text_env(env: gym.Env) -> TextEnv:
     """The :class:`TextEnv` under any stack of wrappers."""
     base = env.unwrapped
@@ -134,6 +152,31 @@ class TextEnv(gym.Env[str, str]):
     invalid_action_message: ClassVar[str] = INVALID_ACTION
     #: Commands sampled by ``action_space.sample()`` when the admissible list is unknown.
     command_vocabulary: ClassVar[tuple[str, ...]] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TextEnv:
+        # Remember the constructor arguments, so that pickle/deepcopy can build an equal env (__reduce_ex__).
+        env = super().__new__(cls)
+        env._init_args = (args, dict(kwargs))
+        return env
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        """Pickle / copy an env as "build a new one with the same arguments, then restore its snapshot".
+
+        Tasks hold backends that cannot be pickled or copied (SQLite connections, Jericho's ctypes
+        interpreter, ScienceWorld's JVM gateway), so the copy never touches them: it is rebuilt from the
+        constructor arguments and :meth:`snapshot` (itself picklable). Attributes set on the env from
+        outside are not carried over.
+        """
+        args, kwargs = getattr(self, "_init_args", ((), {}))
+        state = self.snapshot() if self._task_id is not None and self._reset_rng is not None else None
+        try:
+            pickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f"{type(self).__name__} cannot be pickled or copied: its constructor arguments cannot be pickled "
+                f"({exc}); copy its state with agentrm_gym.snapshot(env) / agentrm_gym.restore(env, state) instead"
+            ) from exc
+        return (_rebuild_env, (type(self), args, kwargs, state, self.spec))
 
     def __init__(self, split: str = "train", render_mode: str | None = None):
         if split not in ("train", "test"):

@@ -199,3 +199,64 @@ def test_story_file_with_goal_and_subgoals(env, tmp_path):
         gym.make("agentrm/Jericho-v0", goal="only with a story file")
     with pytest.raises(FileNotFoundError):
         gym.make("agentrm/Jericho-v0", story_file=str(tmp_path / "missing.z8"))
+
+
+@pytest.fixture
+def sent(env, monkeypatch):
+    """Reset to test-0 and record every command that reaches the Z-machine.
+
+    A command with a backslash is never passed on (it would hang dumb-frotz for good); it fails the test.
+    """
+    env.reset(seed=0, options={"task_id": "test-0"})
+    frotz = env.unwrapped._frotz
+    original = frotz.step
+    commands: list[str] = []
+
+    def spy(command):
+        commands.append(command)
+        if "\\" in command:
+            raise AssertionError(f"{command!r} reached the interpreter (dumb-frotz would loop forever)")
+        return original(command)
+
+    monkeypatch.setattr(frotz, "step", spy)
+    return commands
+
+
+@pytest.mark.parametrize("command", ["\\p", "\\x", "\\help", "\\", "\\q", "look \\x", "x\\n", "look. \\p",
+                                     "look\x01", "\x1b[A", "take\x7fkey"])
+def test_backslash_and_control_commands_never_reach_the_interpreter(env, sent, command):
+    obs, reward, _, _, info = env.step(command)
+    assert obs == "That's not a verb I recognise." and info["action_valid"] is False and reward == 0.0
+    assert sent == []
+    obs, _, _, _, info = env.step("look")  # the interpreter still answers
+    assert info["action_valid"] and "-= " in obs and sent == ["look"]
+
+
+META = ["restart", "quit", "q", "save", "restore", "script", "unscript", "transcript", "record", "replay",
+        "undo", "again", "oops", "tw-print"]
+
+
+@pytest.mark.parametrize("sep", [". ", ".", ", ", " then ", "; ", " THEN "])
+def test_chained_meta_commands_are_refused(env, sent, sep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where save / script / record would write their files
+    first = env.unwrapped.expert_action()
+    _, _, _, _, info = env.step(first)
+    progress = info["progress"]
+    assert progress > 0.0
+    for verb in META:
+        for command in (f"look{sep}{verb}", f"{first}{sep}{verb}", f"{verb}{sep}look"):
+            obs, reward, term, _, info = env.step(command)
+            assert obs == "That's not a verb I recognise.", command
+            assert info["action_valid"] is False and reward == 0.0 and not term
+            assert info["progress"] == progress
+            env.step("yes")  # what a restart / quit question would have taken as its answer
+    assert not any(c.split(".")[0] in META or "then" in c for c in sent[1:]), sent
+    assert list(tmp_path.iterdir()) == []
+    # the story was neither restarted nor quit: the walkthrough goes on from where it was
+    _, _, _, _, info = env.step(env.unwrapped.expert_action())
+    assert info["action_valid"] and info["progress"] > progress
+
+
+def test_chained_story_commands_still_reach_the_story(env, sent):
+    obs, _, _, _, info = env.step("look. inventory")
+    assert sent == ["look. inventory"] and "carrying" in obs.lower()

@@ -126,6 +126,44 @@ def test_snapshot_restore(spec):
         env.close()
 
 
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_pickle_and_deepcopy_copy_the_env(spec, how):
+    import copy
+
+    env = make(spec, split="test", disable_env_checker=True)
+    try:
+        task_id = env.unwrapped.task_ids("test")[0]
+        obs, info = env.reset(seed=1, options={"task_id": task_id})
+        rng = random.Random(1)
+        for _ in range(2):
+            obs, *_, info = env.step(policy_action(env, rng, info))
+        clone = pickle.loads(pickle.dumps(env)) if how == "pickle" else copy.deepcopy(env)
+        try:
+            assert clone.unwrapped is not env.unwrapped and type(clone.unwrapped) is type(env.unwrapped)
+            assert clone.unwrapped.spec == env.unwrapped.spec
+            assert clone.unwrapped.actions == env.unwrapped.actions
+            assert clone.unwrapped.last_observation == env.unwrapped.last_observation
+            actions = [policy_action(env, random.Random(k), info) for k in range(3)]
+            first = [env.step(a) for a in actions]
+            second = [clone.step(a) for a in actions]  # the copy is where the original was, and its own env
+            assert [(o, r, t, i["progress"]) for o, r, t, _, i in first] == \
+                [(o, r, t, i["progress"]) for o, r, t, _, i in second]
+        finally:
+            clone.close()
+    finally:
+        env.close()
+
+
+def test_copy_of_an_env_before_reset():
+    import copy
+
+    env = gym.make("agentrm/Maze-v0", split="test", disable_env_checker=True)
+    clone = copy.deepcopy(env)
+    assert clone.unwrapped.split == "test" and clone.unwrapped.task_id is None
+    obs, info = clone.reset(seed=0)
+    assert obs == env.reset(seed=0)[0]
+
+
 def garbage_actions(n: int, seed: int = 0) -> list:
     rng = random.Random(seed)
     out: list = ["", " ", "\n", "x" * 20000, "🤖 take ☃ from ∞", "click[]", "search[", "move", "[SEP]",
@@ -188,3 +226,17 @@ def test_oracle_solves_test_split(spec):
     success = np.mean([s for s, _ in results])
     assert success >= spec.oracle_min_success, f"{spec.name} oracle success {success:.3f}"
     assert all(p == 1.0 for s, p in results if s)
+
+
+def test_copy_with_unpicklable_constructor_arguments_names_snapshot():
+    from agentrm_gym.envs.maze import MazeEnv
+
+    class LambdaMaze(MazeEnv):
+        def __init__(self, hook=None, **kwargs):
+            super().__init__(**kwargs)
+            self.hook = hook
+
+    env = LambdaMaze(hook=lambda: None, split="test")
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match=r"agentrm_gym\.snapshot\(env\)"):
+        pickle.dumps(env)

@@ -14,7 +14,7 @@ from agentrm_gym.envs.tools.base import ADMISSIBLE_CAP
 from agentrm_gym.envs.tools.calls import format_call, parse_action
 from agentrm_gym.envs.tools.operation import ToolOperationEnv, generate_task
 from agentrm_gym.envs.tools.query import ToolQueryEnv, generate_question
-from agentrm_gym.envs.tools.schema import Param, Tool, ToolError, check_args
+from agentrm_gym.envs.tools.schema import FINISH_QUERY, Param, Tool, ToolError, check_args
 from agentrm_gym.envs.tools.sheet import canonical, parse_a1
 from agentrm_gym.envs.tools.store import change_score
 from agentrm_gym.envs.tools.toolset import serialize
@@ -386,3 +386,100 @@ def test_oracle_solves_every_test_task(env_cls):
             env.step(env.expert_action())
             steps += 1
         assert env.success and env.progress == 1.0, task_id
+
+
+def test_sheet_positions_and_ranges_are_bounded_before_any_grid_is_built(operation):
+    from agentrm_gym.envs.tools.sheet import MAX_CELLS, MAX_COLS, MAX_ROWS
+
+    operation.reset(options={"task_id": "sheet-test-0"})
+    operation.step(call("open_sheet", name="Inventory"))
+    before = operation.step(call("get_all_values"))[0]
+    limit = f"at most {MAX_ROWS} rows and {MAX_COLS} columns"
+    for tool, args, message in [
+        ("update_cell", {"position": "ZZZ999999", "value": 1}, limit),  # used to build 999,999 x 18,278 cells
+        ("update_cell", {"position": "A1001", "value": 1}, limit),
+        ("update_cell", {"position": "CW1", "value": 1}, limit),
+        ("update_cell", {"position": "CV1000", "value": 1}, f"exceed {MAX_CELLS} cells"),
+        ("update_cell_by_formula", {"operator": "SUM", "start_position": "C2", "end_position": "C3",
+                                    "result_position": "ZZZ999999"}, limit),
+        ("update_range", {"start_position": "ZZZ999998", "end_position": "ZZZ999999", "values_list": [[1], [2]]},
+         limit),
+        ("get_range_values", {"start_position": "A1", "end_position": "ZZ20000"}, limit),  # used to be 56 MB
+        ("get_range_values", {"start_position": "A1", "end_position": "CV1000"}, f"at most {MAX_CELLS} cells"),
+        ("get_value_by_formula", {"operator": "COUNT", "start_position": "A1", "end_position": "CV1000"},
+         f"at most {MAX_CELLS} cells"),
+        ("get_cell_value", {"position": "ZZZ999999"}, limit),
+        ("update_note", {"position": "ZZZ999999", "content": "x"}, limit),
+        ("get_A1_annotation", {"row": 10 ** 12, "col": 5}, f"between 1 and {MAX_ROWS}"),
+        ("update_cell", {"position": "A1", "value": "x" * 5000}, "at most 2000 characters"),
+    ]:
+        obs, reward, _, _, info = operation.step(call(tool, **args))
+        assert obs.startswith("Error: ") and message in obs, (tool, args, obs)
+        assert info["action_valid"] is False and reward == 0.0
+    assert operation.step(call("get_all_values"))[0] == before
+
+
+def test_tool_observations_are_capped(operation):
+    from agentrm_gym.envs.tools.base import MAX_OBSERVATION_CHARS
+
+    operation.reset(options={"task_id": "sheet-test-0"})
+    operation.step(call("open_sheet", name="Inventory"))
+    obs, *_, info = operation.step(call("update_cell", position="CV200", value=1))  # 20,000 cells: ~80 KB
+    assert info["action_valid"] is True
+    assert len(obs) <= MAX_OBSERVATION_CHARS + 100
+    assert obs.endswith(f"the limit is {MAX_OBSERVATION_CHARS}]") and "output truncated" in obs
+    obs, *_, info = operation.step(call("get_range_values", start_position="A1", end_position="CV200"))
+    assert info["action_valid"] is True and len(obs) <= MAX_OBSERVATION_CHARS + 100
+
+
+NESTED = ["[" * 1000 + "]" * 1000, '{"answer": ' + "[" * 1000 + "]" * 1000 + "}",
+          '{"answer": ' + '{"a": ' * 1500 + "1" + "}" * 1500 + "}", "{'a': " * 900 + "1" + "}" * 900]
+NON_FINITE = ['{"answer": 1e999}', '{"answer": -1e999}', '{"answer": NaN}', '{"answer": Infinity}',
+              '{"answer": -Infinity}', '{"answer": [1, 2, NaN]}', "{'answer': 1e999}"]
+
+
+def test_parse_action_bounds_nesting_and_refuses_non_finite_numbers():
+    from agentrm_gym.envs.tools.calls import MAX_INPUT_DEPTH
+
+    for raw in NESTED:  # (Python's own parser refuses the deep dict literal as a syntax error)
+        with pytest.raises(ToolError, match="nested too deeply|not valid JSON"):
+            parse_action(f"finish with Action Input: {raw}")
+    for raw in NON_FINITE:
+        with pytest.raises(ToolError, match="non-finite"):
+            parse_action(f"finish with Action Input: {raw}")
+    ok = '{"a": ' * (MAX_INPUT_DEPTH - 1) + "1" + "}" * (MAX_INPUT_DEPTH - 1)
+    assert parse_action(f"finish with Action Input: {ok}")[0] == "finish"
+    with pytest.raises(ToolError, match="nested too deeply"):
+        parse_action("finish with Action Input: " + '{"a": ' * (MAX_INPUT_DEPTH + 1) + "1" + "}" * (MAX_INPUT_DEPTH + 1))
+    assert parse_action('finish with Action Input: {"answer": 1e300}')[1] == {"answer": 1e300}
+
+
+def test_nested_and_non_finite_finish_is_an_in_env_error(query, operation):
+    for env, task_id in ((query, "academia-test-0"), (operation, "sheet-test-0")):
+        for raw in NESTED + NON_FINITE:
+            env.reset(options={"task_id": task_id})
+            obs, reward, term, _, info = env.step(f"finish with Action Input: {raw}")  # never raises
+            assert obs.startswith("Error: ") and info["action_valid"] is False and not term and reward == 0.0
+    assert check_args(FINISH_QUERY, {"answer": 1.5}) == {"answer": 1.5}
+    with pytest.raises(ToolError):
+        check_args(FINISH_QUERY, {"answer": float("nan")})
+
+
+def test_snapshots_copy_the_tool_session(query, operation):
+    operation.reset(options={"task_id": "sheet-test-0"})
+    state = snapshot(operation)
+    obs, *_, info = operation.step(call("open_sheet", name="Inventory"))
+    assert info["action_valid"]
+    restore(operation, state)
+    obs, *_, info = operation.step(call("get_all_values"))
+    assert info["action_valid"] is False and "no sheet is open" in obs
+
+    query.reset(options={"task_id": "academia-test-0"})
+    query.step(call("loadAuthorNet"))
+    state = snapshot(query)
+    query.step(call("loadPaperNet"))
+    restore(query, state)
+    assert query.tools.session == {"loaded": ["AuthorNet"]}
+    restore(query, state)  # a restore does not hand the snapshot's own session to the env either
+    query.step(call("loadPaperNet"))
+    assert state.native["session"] == {"loaded": ["AuthorNet"]}

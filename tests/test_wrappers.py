@@ -73,6 +73,23 @@ def test_modes_and_one_rm_call_per_step() -> None:
         ProcessRewardWrapper(make("maze"), rm, mode="bogus")
 
 
+class ScoreOnly:
+    """A scorer as planners take it: ``.score(states)``, not callable itself."""
+
+    def score(self, states):
+        return np.array([text_value(s) for s in states])
+
+
+def test_rm_may_be_any_object_with_score_or_any_callable() -> None:
+    for rm in (ScoreOnly(), lambda states: np.array([text_value(s) for s in states]), FunctionRewardModel(text_value)):
+        env = ProcessRewardWrapper(make("maze", split="test"), rm, mode="replace")
+        shaped, infos = play(env, 1, n=5)
+        assert shaped and all(r == pytest.approx(info["rm_value"]) for r, info in zip(shaped, infos, strict=True))
+        assert env.rm is rm
+    with pytest.raises(TypeError, match="score"):
+        ProcessRewardWrapper(make("maze"), object())
+
+
 def test_state_does_not_leak_across_reset() -> None:
     env = ProcessRewardWrapper(make("maze", split="test"), FunctionRewardModel(text_value))
     play(env, 0, n=5)

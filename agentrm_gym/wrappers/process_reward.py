@@ -22,7 +22,7 @@ agentrm text envs, ``state_fn(env, obs, info, history)`` builds the state, with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -45,7 +45,8 @@ class ProcessRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: a text env (``info`` with ``task``/``goal``) or any env with a ``state_fn``.
-        rm: a reward model, or any callable ``states -> array of values``.
+        rm: a reward model, any object with ``.score(states)``, or any callable ``states -> array of values``
+            (as planners take scorers; ``.score`` is used when the object has it).
         mode: ``"potential"``, ``"replace"`` or ``"add"``.
         coef: the RM term's scale.
         gamma: the discount in the potential difference.
@@ -53,16 +54,20 @@ class ProcessRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(
-        self, env: gym.Env, rm: Callable[[Sequence[AgentState]], Any], mode: str = "potential", coef: float = 1.0,
+        self, env: gym.Env, rm: Any, mode: str = "potential", coef: float = 1.0,
         gamma: float = 1.0, state_fn: StateFn | None = None,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if not callable(rm):
-            raise TypeError(f"rm must be a reward model or a callable on states, got {type(rm).__name__}")
+        score = getattr(rm, "score", None)
+        score_fn = score if callable(score) else rm
+        if not callable(score_fn):
+            raise TypeError(f"rm must be a reward model, an object with .score(states) or a callable on states, "
+                            f"got {type(rm).__name__}")
         gym.utils.RecordConstructorArgs.__init__(self, mode=mode, coef=coef, gamma=gamma)
         gym.Wrapper.__init__(self, env)
         self.rm = rm
+        self._score = score_fn
         self.mode = mode
         self.coef = float(coef)
         self.gamma = float(gamma)
@@ -74,7 +79,7 @@ class ProcessRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _v(self, state: AgentState) -> float:
         self.rm_calls += 1
-        return float(np.asarray(self.rm([state]), dtype=np.float64).reshape(-1)[0])
+        return float(np.asarray(self._score([state]), dtype=np.float64).reshape(-1)[0])
 
     def _build(self, obs: Any, info: dict[str, Any]) -> AgentState:
         if self.state_fn is not None:

@@ -27,12 +27,17 @@ from agentrm_gym.envs.jericho import games
 
 NOT_A_VERB = "That's not a verb I recognise."
 MAX_COMMAND_LENGTH = 200
-#: First words the env never sends: they would restart, save/restore or quit the story behind the env's
-#: back, replay hidden parser state, or toggle TextWorld's debug output.
+#: Verbs the env never sends, as the first word of any clause of a command: they would restart,
+#: save/restore, undo or quit the story behind the env's back (while the env's tracker and progress stay
+#: where they were), write transcript/recording/save files into the current directory, or replay hidden
+#: parser state. Commands starting with ``tw-`` (TextWorld's debug switches) are refused the same way.
 META_VERBS = frozenset({
     "quit", "q", "restart", "restore", "save", "undo", "again", "g", "oops", "o", "script", "unscript",
-    "transcript", "noscript", "notranscript",
+    "transcript", "noscript", "notranscript", "record", "recording", "replay", "playback", "unrecord",
 })
+#: What the Inform and Infocom parsers read as the end of one command and the start of the next
+#: (``look. restart``, ``look, quit``, ``look then save``); ``;``, ``!`` and ``?`` are split on too, to be safe.
+_CLAUSE_SPLIT = re.compile(r"[.,;!?]|\bthen\b")
 #: Responses of the Inform and Infocom parsers that mean a command was not understood or not applicable.
 PARSER_FAILURES = (
     "not a verb i recognise", "not a verb i recognize", "i don't know the word", "you can't see any such thing",
@@ -49,6 +54,11 @@ _PROMPT_LINE = re.compile(r"\n?>[^\n]*$")
 
 def _normalise(command: str) -> str:
     return re.sub(r"\s+", " ", command.strip().lower()).rstrip(".").strip()
+
+
+def _clauses(command: str) -> list[str]:
+    """The commands a chained command line holds, as the interpreter splits it (empty clauses dropped)."""
+    return [c.strip() for c in _CLAUSE_SPLIT.split(command) if c.strip()]
 
 
 def _alnum(text: str) -> str:
@@ -136,8 +146,9 @@ class JerichoEnv(TextEnv):
     TextWorld's list of admissible commands; a command is valid when it is admissible or when the story
     carries out an action for it (e.g. ``x lampshade``). Other text gets the story's own answer
     ("That's not a verb I recognise.", "You can't see any such thing.") with ``action_valid=False``;
-    non-printable or over-long text and meta commands (save, restore, restart, quit, undo, ...) are
-    refused without reaching the story. For a ``story_file`` the admissible list is ``None`` (Jericho's
+    non-printable or over-long text, text with a backslash (dumb-frotz's own hot keys) and meta commands
+    (save, restore, restart, quit, undo, script, record, replay, ...), also as a later clause of a chained
+    command (``look. restart``, ``look, quit``, ``look then save``), are refused without reaching the story. For a ``story_file`` the admissible list is ``None`` (Jericho's
     action generator needs spaCy's English model, which is not available offline) and a command is
     invalid when the parser rejects it.
 
@@ -295,12 +306,21 @@ class JerichoEnv(TextEnv):
 
     # -------------------------------------------------------------- dynamics
     def _acceptable(self, command: str) -> bool:
+        """Whether a (normalised) command may be sent to the Z-machine at all."""
         if not command or len(command) > MAX_COMMAND_LENGTH:
             return False
-        if not command.isascii() or not command.isprintable():
+        # Control characters and backslashes never reach the interpreter. Upstream frotz defect: Jericho's
+        # dumb-frotz reads an input line that starts with a backslash as one of its own hot-key commands
+        # (``\p``, ``\x``, ``\help``, ...) and, for an unknown one, loops forever printing "unknown command"
+        # to stderr inside C code, where no Python signal or timeout can stop it. No story verb contains
+        # a backslash, so any command with one (anywhere, also after a clause separator) is refused.
+        if not command.isascii() or not command.isprintable() or "\\" in command:
             return False
-        first = command.split()[0]
-        return first not in META_VERBS and not first.startswith("tw-")
+        for clause in _clauses(command):
+            first = clause.split()[0]
+            if first in META_VERBS or first.startswith("tw-"):
+                return False
+        return True
 
     def _step(self, action: str) -> StepOutcome:
         command = _normalise(action)

@@ -21,6 +21,16 @@ from agentrm_gym.envs.tools.toolset import ToolSet
 #: Most actions in the admissible list, and most dry runs spent building it.
 ADMISSIBLE_CAP = 60
 MAX_DRY_RUNS = 150
+#: Longest observation a tool call returns: a longer result (a whole large sheet, say) is cut to this many
+#: characters and ends with a note giving its full length. Real outputs of the tasks stay under 1,000.
+MAX_OBSERVATION_CHARS = 16_000
+
+
+def cap_observation(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, with a note of the cut when it was longer."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[output truncated: {len(text)} characters, the limit is {limit}]"
 
 
 def parse_task_id(task_id: str, sizes: dict[str, int], sets: Any) -> tuple[str, str, int]:
@@ -47,6 +57,10 @@ class ToolEnv(TextEnv):
     shuffle and kept only when a dry run succeeds, at most :data:`ADMISSIBLE_CAP` in all, sorted by
     text. The gold calls and answer are never consulted: a gold call is listed only when its arguments
     can be read off the goal or the outputs, and then like any other candidate.
+
+    Bounded input and output: an Action Input longer than ``MAX_INPUT_CHARS``, nested deeper than
+    ``MAX_INPUT_DEPTH`` or holding a non-finite number is refused (:mod:`~agentrm_gym.envs.tools.calls`), and
+    an observation is cut at :data:`MAX_OBSERVATION_CHARS` characters (:func:`cap_observation`).
     """
 
     toolsets: ClassVar[dict[str, type[ToolSet]]] = {}
@@ -94,10 +108,10 @@ class ToolEnv(TextEnv):
                 raise ToolError(f"unknown tool '{tool}'.{hint} Valid tools: {', '.join(names)}.")
             if tool == "finish":
                 kwargs = check_args(self.finish_tool(), args)
-                return StepOutcome(self._on_finish(kwargs), valid=True, terminal=True)
-            observation = self.tools.call(tool, args)
+                return StepOutcome(cap_observation(self._on_finish(kwargs)), valid=True, terminal=True)
+            observation = cap_observation(self.tools.call(tool, args))
         except ToolError as exc:
-            return StepOutcome(f"Error: {exc}", valid=False)
+            return StepOutcome(cap_observation(f"Error: {exc}"), valid=False)
         self._on_call(tool, args, observation)
         return StepOutcome(observation, valid=True)
 

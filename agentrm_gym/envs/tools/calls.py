@@ -2,14 +2,16 @@
 
 The action format is AgentBoard's tool-task format. :func:`parse_action` turns the text into
 ``(tool, args)`` (JSON or a Python dict literal, never evaluated as code, refused past
-:data:`MAX_INPUT_CHARS`); :func:`format_call` writes the canonical action text of a call and
-:func:`canonical_call` a key-order-free form for comparing calls.
+:data:`MAX_INPUT_CHARS` characters or :data:`MAX_INPUT_DEPTH` levels of nesting, and refused when it holds
+a non-finite number: ``NaN``, ``Infinity``, ``1e999``); :func:`format_call` writes the canonical action
+text of a call and :func:`canonical_call` a key-order-free form for comparing calls.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +22,28 @@ ACTION_RE = re.compile(r"^([A-Za-z_]\w*)\s+with\s+action\s+input\s*:?\s*(.*)$", 
 FORMAT_HINT = 'Use the format: Action: <tool> with Action Input: {"argument": value, ...}'
 #: Longest Action Input text that is parsed at all (longer inputs are refused, never evaluated).
 MAX_INPUT_CHARS = 20_000
+#: Deepest nesting of arrays/objects an Action Input may have (the object itself is level 1). Deeper input
+#: (e.g. a kilobyte of ``[``) is refused: Python's parsers would raise ``RecursionError`` on it.
+MAX_INPUT_DEPTH = 16
+
+
+def _check_value(tool: str, args: Any) -> None:
+    """Refuse parsed input nested deeper than :data:`MAX_INPUT_DEPTH` or holding a non-finite number.
+
+    Iterative, so it cannot itself overflow the stack.
+    """
+    stack = [(args, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list | tuple):
+            if depth > MAX_INPUT_DEPTH:
+                raise ToolError(f"the Action Input of '{tool}' is nested too deeply (more than "
+                                f"{MAX_INPUT_DEPTH} levels of arrays/objects).")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in items)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ToolError(f"the Action Input of '{tool}' holds a non-finite number ({value!r}); numbers "
+                            "must be finite (no NaN, Infinity or overflowing literals like 1e999).")
 
 
 def parse_action(text: str, known: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
@@ -45,13 +69,20 @@ def parse_action(text: str, known: Sequence[str] = ()) -> tuple[str, dict[str, A
         return tool, {}
     if len(raw) > MAX_INPUT_CHARS:
         raise ToolError(f"the Action Input is too long ({len(raw)} characters).")
+    too_deep = ToolError(f"the Action Input of '{tool}' is nested too deeply (more than {MAX_INPUT_DEPTH} "
+                         "levels of arrays/objects).")
     try:
         args = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except ValueError:
         try:
             args = ast.literal_eval(raw)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        except RecursionError:
+            raise too_deep from None
+        except (ValueError, SyntaxError, TypeError, MemoryError):
             raise ToolError(f"the Action Input of '{tool}' is not valid JSON: {clip(raw)}. {FORMAT_HINT}") from None
+    _check_value(tool, args)
     if not isinstance(args, dict):
         raise ToolError(f"the Action Input of '{tool}' must be a JSON object like {{\"name\": value}}, "
                         f"got {type(args).__name__}.")

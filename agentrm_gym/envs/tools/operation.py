@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import random
 from typing import Any, ClassVar
@@ -187,14 +188,17 @@ class ToolOperationEnv(ToolEnv):
     # ----------------------------------------------------------- snapshots
     def _get_state(self) -> Any:
         assert self.tools is not None
-        return {"db": serialize(self.conn), "session": self.tools.session, "made": sorted(self.made_calls),
+        # the session (open sheet, ...) is a mutable dict the tools keep changing: copy it, so that a later call
+        # cannot reach into the snapshot
+        return {"db": serialize(self.conn), "session": copy.deepcopy(self.tools.session),
+                "made": sorted(self.made_calls),
                 "finished": self.finished, "knowledge": self.knowledge.to_state()}
 
     def _set_state(self, state: Any) -> None:
         assert self.tools is not None
         self.conn.deserialize(state["db"])
         self._changes_cache = None
-        self.tools.session = state["session"]
+        self.tools.session = copy.deepcopy(state["session"])
         self.made_calls = set(state["made"])
         self.finished = state["finished"]
         self._set_knowledge(state["knowledge"])

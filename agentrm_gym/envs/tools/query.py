@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import random
@@ -228,12 +229,15 @@ class ToolQueryEnv(ToolEnv):
     # ----------------------------------------------------------- snapshots
     def _get_state(self) -> Any:
         assert self.tools is not None
-        return {"session": self.tools.session, "made": sorted(self.made_calls), "seen": sorted(self.seen_outputs),
+        # the session (loaded graphs, ...) is a mutable dict the tools keep changing: copy it, so that a later
+        # call cannot reach into the snapshot
+        return {"session": copy.deepcopy(self.tools.session), "made": sorted(self.made_calls),
+                "seen": sorted(self.seen_outputs),
                 "answer": self.answer, "correct": self.correct, "knowledge": self.knowledge.to_state()}
 
     def _set_state(self, state: Any) -> None:
         assert self.tools is not None
-        self.tools.session = state["session"]
+        self.tools.session = copy.deepcopy(state["session"])
         self.made_calls = set(state["made"])
         self.seen_outputs = set(state["seen"])
         self.answer = state["answer"]

@@ -89,7 +89,9 @@ def _type_ok(value: Any, type_: str) -> bool:
     if type_ == "boolean":
         return isinstance(value, bool)
     if type_ == "any":
-        return value is None or isinstance(value, str | int | float | bool)
+        if isinstance(value, float):
+            return math.isfinite(value)
+        return value is None or isinstance(value, str | int | bool)
     raise ValueError(f"unknown parameter type {type_!r}")
 
 

@@ -4,6 +4,12 @@ Each task id has its own workbook of three sheets (Inventory, Grades, Sales) wit
 header row. Cells live in SQLite as ``(sheet, row, col, value)`` (1-based, rectangular, values as text);
 numbers are stored in a canonical form so ``30``, ``30.0`` and ``"30.00"`` are the same cell value.
 Positions use A1 notation. A sheet must be opened (``open_sheet``) before it is read or changed.
+
+Limits. A sheet has at most :data:`MAX_ROWS` rows, :data:`MAX_COLS` columns (``A`` .. ``CV``) and
+:data:`MAX_CELLS` cells, and a cell value or note at most :data:`MAX_VALUE_CHARS` characters. Every
+position is checked against the row/column limits when it is parsed, and every write and range read
+against the cell limit, *before* any grid is built; a call past a limit fails with an error naming it. (The
+observation of any tool call is also capped: :data:`agentrm_gym.envs.tools.base.MAX_OBSERVATION_CHARS`.)
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ OPERATORS = ("SUM", "AVERAGE", "COUNT", "MAX", "MIN", "MINUS", "PRODUCT")
 A1_RE = re.compile(r"^([A-Za-z]{1,3})([1-9]\d{0,5})$")
 NUMERIC_RE = re.compile(r"^-?(\d+\.?\d*|\.\d+)$")
 OPEN_RE = re.compile(r"^Sheet '.*' is open \((\d+) rows x (\d+) columns\)\.$", re.DOTALL)
+#: The size limits of a sheet (see the module docstring); positions past them are refused.
+MAX_ROWS = 1_000
+MAX_COLS = 100
 MAX_CELLS = 20_000
+MAX_VALUE_CHARS = 2_000
 PRODUCTS = ("Desk Lamp", "Notebook", "Stapler", "Monitor", "Keyboard", "Mouse", "Backpack", "Water Bottle",
             "Headphones", "Chair", "Whiteboard", "Printer Paper", "USB Cable", "Webcam")
 CATEGORIES = ("Office", "Electronics", "Furniture", "Supplies")
@@ -45,7 +55,14 @@ Grid = list[list[str]]
 
 
 def canonical(value: Any) -> str:
-    """The stored text of a cell value (numbers in one canonical form)."""
+    """The stored text of a cell value (numbers in one canonical form; at most MAX_VALUE_CHARS characters)."""
+    text = _canonical(value)
+    if len(text) > MAX_VALUE_CHARS:
+        raise ToolError(f"a cell value can hold at most {MAX_VALUE_CHARS} characters, got {len(text)}.")
+    return text
+
+
+def _canonical(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
@@ -55,7 +72,7 @@ def canonical(value: Any) -> str:
         return str(int(number)) if number.is_integer() else repr(number)
     text = "" if value is None else str(value)
     if NUMERIC_RE.match(text.strip()):
-        return canonical(float(text.strip()))
+        return _canonical(float(text.strip()))
     return text
 
 
@@ -77,13 +94,27 @@ def a1(row: int, col: int) -> str:
 
 
 def parse_a1(position: str) -> tuple[int, int]:
+    """``(row, col)`` of an A1 position, refused past the sheet limits MAX_ROWS x MAX_COLS."""
     match = A1_RE.match(position.strip())
     if match is None:
         raise ToolError(f"{position!r} is not a cell in A1 notation (e.g. 'B3').")
     col = 0
     for ch in match.group(1).upper():
         col = col * 26 + ord(ch) - 64
-    return int(match.group(2)), col
+    row = int(match.group(2))
+    if row > MAX_ROWS or col > MAX_COLS:
+        raise ToolError(f"{position.strip()} is outside the largest sheet: a sheet has at most {MAX_ROWS} rows "
+                        f"and {MAX_COLS} columns (A1:{a1(MAX_ROWS, MAX_COLS)}).")
+    return row, col
+
+
+def check_size(rows: int, cols: int) -> None:
+    """Refuse a sheet (or range) of ``rows`` x ``cols`` past MAX_ROWS, MAX_COLS or MAX_CELLS."""
+    if rows > MAX_ROWS or cols > MAX_COLS:
+        raise ToolError(f"the sheet would have {rows} rows x {cols} columns; a sheet has at most {MAX_ROWS} rows "
+                        f"and {MAX_COLS} columns.")
+    if rows * cols > MAX_CELLS:
+        raise ToolError(f"the sheet would exceed {MAX_CELLS} cells ({rows} rows x {cols} columns).")
 
 
 def build_store(rng: random.Random) -> tuple[sqlite3.Connection, dict[str, Any]]:
@@ -133,12 +164,18 @@ def write_grid(conn: sqlite3.Connection, sheet: str, grid: Grid) -> None:
     width = max((len(r) for r in grid), default=0)
     while width and not any(len(r) >= width and r[width - 1] for r in grid):
         width -= 1
-    if len(grid) * width > MAX_CELLS:
-        raise ToolError(f"the sheet would exceed {MAX_CELLS} cells.")
+    check_size(len(grid), width)
     conn.execute("DELETE FROM cells WHERE sheet = ?", (sheet,))
     conn.executemany("INSERT INTO cells VALUES (?, ?, ?, ?)",
                      [(sheet, r + 1, c + 1, row[c] if c < len(row) else "")
                       for r, row in enumerate(grid) for c in range(width)])
+
+
+def _check_range(r1: int, c1: int, r2: int, c2: int) -> None:
+    cells = (r2 - r1 + 1) * (c2 - c1 + 1)
+    if cells > MAX_CELLS:
+        raise ToolError(f"the range {a1(r1, c1)}:{a1(r2, c2)} has {cells} cells; at most {MAX_CELLS} cells "
+                        "can be read at once.")
 
 
 class SheetTools(ToolSet):
@@ -287,6 +324,7 @@ class SheetTools(ToolSet):
     @staticmethod
     def _pad(grid: Grid, rows: int, cols: int) -> Grid:
         width = max(cols, max((len(r) for r in grid), default=0))
+        check_size(max(rows, len(grid)), width)  # before the padded grid is built
         grid = [r + [""] * (width - len(r)) for r in grid]
         grid += [[""] * width for _ in range(rows - len(grid))]
         return grid
@@ -300,8 +338,7 @@ class SheetTools(ToolSet):
         (r1, c1), (r2, c2) = parse_a1(start_position), parse_a1(end_position)
         if r2 < r1 or c2 < c1:
             raise ToolError("end_position must be below and to the right of start_position.")
-        if (r2 - r1 + 1) * (c2 - c1 + 1) > MAX_CELLS:
-            raise ToolError("the range is too large.")
+        _check_range(r1, c1, r2, c2)
         return [(r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)]
 
     def _formula(self, operator: str, cells: list[tuple[int, int]]) -> float:
@@ -354,8 +391,9 @@ class SheetTools(ToolSet):
         return f"Sheet '{name.strip()}' is deleted."
 
     def get_A1_annotation(self, row: int, col: int) -> str:  # noqa: N802 - AgentBoard's tool name
-        if row < 1 or col < 1 or col > 18278:
-            raise ToolError("row and col start at 1.")
+        if not (1 <= row <= MAX_ROWS and 1 <= col <= MAX_COLS):
+            raise ToolError(f"row must be between 1 and {MAX_ROWS} and col between 1 and {MAX_COLS} (the "
+                            "largest sheet).")
         return a1(row, col)
 
     def insert_rows(self, values_list: list[list[Any]], row_idx: int | None) -> Grid:
@@ -444,9 +482,10 @@ class SheetTools(ToolSet):
         (r1, c1), (r2, c2) = parse_a1(start_position), parse_a1(end_position)
         if r2 < r1 or c2 < c1:
             raise ToolError("end_position must be below and to the right of start_position.")
+        _check_range(r1, c1, r2, c2)
         grid = self._grid()
         return [[grid[r][c] if r < len(grid) and c < len(grid[r]) else "" for c in range(c1 - 1, c2)]
-                for r in range(r1 - 1, min(r2, r1 - 1 + MAX_CELLS))]
+                for r in range(r1 - 1, r2)]
 
     def get_cell_value(self, position: str) -> str:
         r, c = parse_a1(position)
@@ -469,6 +508,8 @@ class SheetTools(ToolSet):
 
     def update_note(self, position: str, content: str) -> str:
         r, c = parse_a1(position)
+        if len(content) > MAX_VALUE_CHARS:
+            raise ToolError(f"a note can hold at most {MAX_VALUE_CHARS} characters, got {len(content)}.")
         self.conn.execute("INSERT OR REPLACE INTO notes VALUES (?, ?, ?, ?)", (self._sheet(), r, c, content))
         return f"The note of {a1(r, c)} is now {content!r}."
 
