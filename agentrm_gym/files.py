@@ -1,7 +1,8 @@
 """Files on the ground floor: atomic writes, JSONL (append, read, repair a torn last line), the cache dir.
 
 * :func:`write_json_atomic` / :func:`write_text_atomic` - a temporary file in the target's directory,
-  then ``os.replace`` (a reader never sees a half-written file);
+  then ``os.replace`` (a reader never sees a half-written file); JSON is strict (NaN / inf as ``null``,
+  :func:`strict_json`);
 * :func:`append_jsonl` / :func:`read_jsonl` / :func:`repair_jsonl` / :func:`rewrite_jsonl` /
   :func:`write_jsonl_atomic` - JSON lines, appended as work finishes; a last line cut short by an
   interrupted writer is skipped on read and dropped on repair;
@@ -13,6 +14,7 @@ Nothing here imports another agentrm_gym module.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -35,9 +37,29 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN / inf floats (also numpy ones, inside dicts, lists and tuples) as ``None``.
+
+    Strict JSON readers (JavaScript, ``jq``, Go) reject the bare ``NaN`` / ``Infinity`` Python writes.
+    Other values are returned as they are (``json.dumps(default=str)`` handles paths and the like).
+    """
+    if isinstance(obj, float):  # numpy.float64 is a float subclass
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    if type(obj).__module__ == "numpy":  # numpy scalars and arrays: as Python values
+        if hasattr(obj, "tolist"):
+            return strict_json(obj.tolist())
+    return obj
+
+
 def write_json_atomic(path: str | Path, data: Any, indent: int | None = 1, ensure_ascii: bool = False) -> Path:
-    """Write ``data`` as JSON atomically (``default=str`` for paths and other non-JSON values)."""
-    return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=ensure_ascii, default=str))
+    """Write ``data`` as strict JSON atomically: NaN / inf become ``null`` (:func:`strict_json`),
+    ``default=str`` for paths and other non-JSON values."""
+    text = json.dumps(strict_json(data), indent=indent, ensure_ascii=ensure_ascii, default=str, allow_nan=False)
+    return write_text_atomic(path, text)
 
 
 def append_jsonl(path: str | Path, records: Iterable[Any]) -> None:

@@ -1,10 +1,21 @@
-"""Throughput of the tiny transformers policy: batched vs one state at a time.
+"""Policy sampling throughput on the Best-of-5 lockstep of a 20-step episode: KV sampler vs HF generate.
 
-Builds the tiny GPT-2-style policy (seconds), takes S Maze states and asks for n candidates each, once as a
-single ``propose_batch`` (all S * n samples in one ``generate``) and once state by state and sample by
-sample. Prints generated tokens/s and actions/s of both.
+The workload is recorded once: Best-of-N (N=5, temperature 0.5) plays ``--episodes`` episodes of a task
+with the policy and every step's 5 prompts are kept. The same prompt lists are then replayed, side by side
+in one run and with the same seeds, through three engines:
 
-    python benchmarks/policy_throughput.py [--states 8] [--n 4] [--max-new-tokens 32] [--threads 1]
+* ``kv batched``: :class:`~agentrm_gym.agents.hf.HFGenerator` ``mode="kv"`` (the default): one call per
+  step, identical prompts encoded once, each row stopped at its own end;
+* ``kv one at a time``: the same engine, one prompt per call;
+* ``HF generate``: ``mode="generate"``: one ``transformers`` ``generate`` call per step with
+  ``stop_strings`` (the previous default).
+
+The policy is ``--policy DIR`` (e.g. ``RUN/sft/policy`` of a pipeline run) or, by default, a tiny GPT-2
+trained for ``--sft-steps`` on Maze expert dialogues (a minute). Prints generated tokens/s per engine and
+ends with ``batched/unbatched speed-up: X.Xx`` and ``vs generate: X.Xx`` (ratios of wall time on the
+same prompts).
+
+    python benchmarks/policy_throughput.py [--policy DIR] [--task Maze] [--episodes 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -13,48 +24,88 @@ import argparse
 import tempfile
 import time
 
-import gymnasium as gym
+import numpy as np
 import torch
 
 import agentrm_gym  # noqa: F401
-from agentrm_gym.agents.factory import make_policy
-from agentrm_gym.agents.runner import oracle_trajectory
-from agentrm_gym.agents.tiny import build_tiny_policy
+from agentrm_gym.agents.hf import HFGenerator
+from agentrm_gym.agents.planners import BestOfN
 from agentrm_gym.cli.envs import format_table
+from agentrm_gym.registry import make
+
+
+class RecordingPolicy:
+    """Wraps a policy's ``propose_batch`` to keep the prompts of every call."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.calls: list[list[str]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def propose_batch(self, states, n, temperature):
+        self.calls.append(self.policy.prompts(states) * n)
+        return self.policy.propose_batch(states, n, temperature)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--states", type=int, default=8)
-    ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--policy", default="", help="a causal-LM directory (default: train a tiny Maze policy)")
+    ap.add_argument("--task", default="Maze")
+    ap.add_argument("--episodes", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--n", type=int, default=5)
+    ap.add_argument("--max-new-tokens", type=int, default=40)
+    ap.add_argument("--sft-steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    path = build_tiny_policy(tempfile.mkdtemp(), episodes=20)
-    build_s = time.perf_counter() - t0
-    policy = make_policy(str(path), seed=0, max_new_tokens=args.max_new_tokens, device="cpu")
-    env = gym.make("agentrm/Maze-v0", split="test")
-    ids = env.unwrapped.task_ids("test")
-    states = [oracle_trajectory(env, ids[i % len(ids)]).state(upto=i % 4) for i in range(args.states)]
-    policy.propose_batch(states[:1], 1, 1.0)  # warm-up
+    from agentrm_gym.agents.factory import make_policy
 
-    rows = []
-    for mode in ("batched", "one at a time"):
-        policy.seed(0)
-        t = time.perf_counter()
-        if mode == "batched":
-            props = [p for row in policy.propose_batch(states, args.n, 1.0) for p in row]
-        else:
-            props = [p for s in states for _ in range(args.n) for p in policy.propose(s, 1, 1.0)]
-        dt = time.perf_counter() - t
-        tokens = sum(p.num_tokens for p in props)
-        rows.append([mode, len(props), tokens, f"{dt:.2f}", f"{tokens / dt:.0f}", f"{len(props) / dt:.1f}"])
-    print(f"tiny policy: {sum(p.numel() for p in policy.model.parameters()) / 1e6:.2f}M parameters, "
-          f"vocab {len(policy.tokenizer)}, built in {build_s:.1f}s; {args.states} states x n={args.n}, "
-          f"max_new_tokens={args.max_new_tokens}, torch threads={args.threads}")
-    print(format_table(["mode", "actions", "tokens", "seconds", "tokens/s", "actions/s"], rows))
+    path = args.policy
+    if not path:
+        from agentrm_gym.train.sft_trainer import build_sft_tiny_policy
+
+        path = str(build_sft_tiny_policy(tempfile.mkdtemp(), tasks=(args.task,), episodes=30,
+                                         sft_steps=args.sft_steps))
+    policy = make_policy(path, seed=0, max_new_tokens=args.max_new_tokens, device="cpu")
+    recorder = RecordingPolicy(policy)
+    env = make(args.task, split="test")
+    ids = env.unwrapped.task_ids("test")
+    planner = BestOfN(recorder, lambda s: np.zeros(len(s)), n=args.n, temperature=0.5, max_steps=args.steps)
+    for k in range(args.episodes):
+        planner.run(env, ids[k % len(ids)], seed=k)
+    env.close()
+    workload = recorder.calls
+    prompts = sum(len(c) for c in workload)
+    model, tok = policy.model, policy.tokenizer
+
+    def replay(mode: str, one_at_a_time: bool) -> tuple[float, int]:
+        engine = HFGenerator(model, tok, mode=mode)
+        engine.generate(workload[0][:1], 1, 0.5, 4)  # warm-up
+        torch.manual_seed(0)
+        tokens, t0 = 0, time.perf_counter()
+        for call in workload:
+            batches = [[p] for p in call] if one_at_a_time else [call]
+            for b in batches:
+                tokens += sum(len(s.token_ids) for row in engine.generate(b, 1, 0.5, args.max_new_tokens) for s in row)
+        return time.perf_counter() - t0, tokens
+
+    results = {}
+    for name, mode, single in (("kv batched", "kv", False), ("kv one at a time", "kv", True),
+                               ("HF generate (batched)", "generate", False)):
+        results[name] = replay(mode, single)
+    rows = [[name, f"{dt:.2f}", tokens, f"{tokens / dt:.0f}", f"{prompts / dt:.1f}"] for name, (dt, tokens) in
+            results.items()]
+    print(f"policy {path}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; workload: "
+          f"{args.episodes} Best-of-{args.n} episodes of {args.task} ({len(workload)} lockstep calls, {prompts} "
+          f"prompts), max_new_tokens={args.max_new_tokens}, torch threads={args.threads}")
+    print(format_table(["engine", "seconds", "tokens", "tokens/s", "turns/s"], rows))
+    # the same prompts for every engine: the speed-up is the ratio of wall times on the workload
+    kv = results["kv batched"][0]
+    print(f"batched/unbatched speed-up: {results['kv one at a time'][0] / kv:.1f}x")
+    print(f"vs generate: {results['HF generate (batched)'][0] / kv:.1f}x")
 
 
 if __name__ == "__main__":

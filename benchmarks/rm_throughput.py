@@ -1,6 +1,9 @@
 """Reward-model scoring throughput: states/s unbatched vs batched, uncached vs cached.
 
-Run: ``.venv/bin/python benchmarks/rm_throughput.py [--backbone tiny|minilm] [--states 256] [--batch-size 32]``.
+Run: ``.venv/bin/python benchmarks/rm_throughput.py [--kind value|pooled] [--backbone tiny|minilm] [--states 256]``.
+``--kind pooled`` measures the demo's RM (frozen mean-pooled MiniLM + linear head, compact RM text).
+Batches are length-bucketed (the RM sorts the texts it must score by length before cutting batches).
+Ends with ``batched/unbatched speed-up: X.Xx`` (cache off, CPU time).
 The states are Maze states from epsilon-greedy oracle rollouts (histories of 0-50 turns). Throughput does not
 depend on training, so the model is untrained: the tiny from-scratch BERT (2 layers, 64 wide) or the
 pretrained all-MiniLM-L6-v2 with a fresh head. Rows: one state per call with the cache off; batches with
@@ -30,6 +33,7 @@ def timed(fn) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kind", default="value", help="value (sequence classifier) | pooled (frozen encoder + head)")
     ap.add_argument("--backbone", default="tiny", help="tiny | minilm | a model directory")
     ap.add_argument("--states", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -41,9 +45,20 @@ def main() -> None:
     samples = oracle_value_samples("agentrm/Maze-v0", episodes=80, epsilon=0.4, split="test", progress_bar=False)
     rng = np.random.default_rng(0)
     states = [samples[i][0] for i in rng.choice(len(samples), size=min(args.states, len(samples)), replace=False)]
-    fmt = RMFormat()
-    rm, _ = build_value_model(args.backbone, [fmt.text(s) for s in states], fmt, args.max_length, seed=0,
-                              tiny_kwargs={"hidden_size": 64, "vocab_size": 1000})
+    if args.kind == "pooled":
+        from transformers import AutoModel, AutoTokenizer
+
+        from agentrm_gym.rm.backbones import resolve_backbone
+        from agentrm_gym.rm.pooled import PooledValueRewardModel
+
+        path = resolve_backbone("minilm" if args.backbone == "tiny" else args.backbone)
+        encoder = AutoModel.from_pretrained(path)
+        rm = PooledValueRewardModel(encoder, AutoTokenizer.from_pretrained(path), np.zeros(encoder.config.hidden_size),
+                                    fmt=RMFormat(style="compact"), max_length=args.max_length, backbone=path)
+    else:
+        fmt = RMFormat()
+        rm, _ = build_value_model(args.backbone, [fmt.text(s) for s in states], fmt, args.max_length, seed=0,
+                                  tiny_kwargs={"hidden_size": 64, "vocab_size": 1000})
     mean_steps = float(np.mean([len(s.steps) for s in states]))
     rm.score(states[:4])  # warm-up (lazy init, allocator)
     rows = []
@@ -74,6 +89,7 @@ def main() -> None:
     print(f"{'mode':<28} {'states/s (wall)':>15} {'states/s (cpu)':>15} {'forward calls':>14}")
     for name, w, c, calls in rows:
         print(f"{name:<28} {len(states) / w:>15.1f} {len(states) / max(c, 1e-9):>15.1f} {calls:>14}")
+    print(f"batched/unbatched speed-up: {rows[0][2] / max(rows[1][2], 1e-9):.1f}x")
 
 
 if __name__ == "__main__":

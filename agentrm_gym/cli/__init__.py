@@ -2,7 +2,7 @@
 
 ::
 
-    agentrm envs | play | eval | demo | baselines | table | ppo | export
+    agentrm envs | play | eval | demo | baselines | table | ppo | export | report
     agentrm pipeline expert | sft | explore | extract | train-rm | evaluate | all
     agentrm rm train | eval
     agentrm serve policy | rm
@@ -32,7 +32,8 @@ app = typer.Typer(
 )
 
 #: Submodules of agentrm_gym.cli that define ``register(app)``; missing ones are skipped.
-COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "rm", "rl", "pipeline", "export"]
+COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "rm", "rl", "pipeline", "export",
+                   "report"]
 
 for _name in COMMAND_MODULES:
     try:

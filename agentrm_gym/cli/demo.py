@@ -66,6 +66,19 @@ def demo(
     typer.echo(f"run directory: {out} (agentrm table --out {out} prints the tables again)")
     record = run_pipeline(cfg, out, log=typer.echo)
     typer.echo(record.get("table_md", ""))
+    write_demo_report(out)
+
+
+def write_demo_report(out: str) -> None:
+    """Write the run's report and print its path; a failure (no matplotlib, a plotting error) is one
+    warning line, never a lost run: the results are already on disk."""
+    try:
+        from agentrm_gym.train.report import write_report
+
+        typer.echo(f"report: {write_report(out)}")
+    except Exception as exc:  # noqa: BLE001 - the report is a convenience, the run's files are what matter
+        typer.echo(f"warning: no report ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                   f"`agentrm report {out}` retries", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -172,14 +172,15 @@ def train_implicit_rm(
     out_dir: str | Path = "runs/implicit_rm",
     fmt: RMFormat | None = None,
     backbone: str = "",
+    log_dir: str | Path | None = None,
     **overrides: Any,
 ) -> ImplicitRewardModel:
     """Fit the policy of an implicit RM on outcome labels in [0, 1] (``loss="ce"`` or ``"mse"``).
 
     The config is an :class:`ImplicitConfig` (``loss``, ``beta``, ``aggregate`` besides the
     :class:`TrainConfig` fields); ``overrides`` change single fields. The reference stays frozen.
-    TensorBoard: ``losses/rm_ce`` or ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``. Saves the RM
-    (policy, reference, card) to ``out_dir``.
+    TensorBoard (in ``log_dir``, default ``out_dir``): ``losses/rm_ce`` or ``losses/rm_mse``,
+    ``rm/val_loss``, ``rm/val_spearman``. Saves the RM (policy, reference, card) to ``out_dir``.
     """
     torch = require_torch()
     from agentrm_gym.rm.metrics import spearman
@@ -218,7 +219,7 @@ def train_implicit_rm(
 
     rm.policy, summary = fit(
         policy, tokenizer, len(train_idx), batch_loss, validate if len(val_idx) else None, out_dir, cfg,
-        f"losses/rm_{loss}", default_lr=cfg.lr if cfg.lr is not None else 1e-4, desc="train implicit RM",
+        f"losses/rm_{loss}", default_lr=cfg.lr if cfg.lr is not None else 1e-4, desc="train implicit RM", log_dir=log_dir,
     )
     rm.policy.eval()
     rm.meta = {

@@ -41,6 +41,7 @@ def train_pairwise_rm(
     out_dir: str | Path = "runs/pairwise_rm",
     fmt: RMFormat | None = None,
     tiny_kwargs: dict[str, Any] | None = None,
+    log_dir: str | Path | None = None,
     **overrides: Any,
 ) -> ValueRewardModel:
     """Train a reward model on ``(chosen, rejected)`` state pairs with the Bradley-Terry loss.
@@ -84,7 +85,7 @@ def train_pairwise_rm(
 
     rm.model, summary = fit(
         rm.model, rm.tokenizer, len(train_idx), batch_loss, validate if len(val_idx) else None, out_dir, cfg,
-        "losses/rm_bt", default_lr=1e-3 if scratch else 5e-5, desc="train pairwise RM",
+        "losses/rm_bt", default_lr=1e-3 if scratch else 5e-5, desc="train pairwise RM", log_dir=log_dir,
     )
     rm.clear_cache()
     rm.meta = {

@@ -5,8 +5,8 @@ Config/trainer pairs, as TRL has them: :class:`TrainConfig` (value RM), :class:`
 ``train_implicit_rm``) takes one of them (plus field overrides as keywords) and calls :func:`fit`.
 
 One loop, two losses: it splits off a validation set, shuffles deterministically per (seed, epoch), logs
-to TensorBoard in ``out_dir`` (CleanRL-style namespaced scalars), saves a resumable checkpoint every
-``checkpoint_every`` optimizer steps (model, tokenizer, optimizer, position in the epoch; written to a
+to TensorBoard in ``log_dir`` (default ``out_dir``; CleanRL-style namespaced scalars), saves a resumable
+checkpoint every ``checkpoint_every`` optimizer steps (model, tokenizer, optimizer, position in the epoch; written to a
 temporary directory and renamed, so an interrupted save never corrupts the previous one), keeps the best
 validation model in ``out_dir/best`` and stops early after ``patience`` epochs without improvement.
 """
@@ -146,6 +146,7 @@ def fit(
     loss_tag: str,
     default_lr: float,
     desc: str = "train RM",
+    log_dir: str | Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model`` and return ``(model with the best weights, summary)``.
 
@@ -153,6 +154,7 @@ def fit(
         batch_loss: ``(model, train indices) -> scalar loss tensor``.
         validate: ``model -> metrics`` with a ``"loss"`` key (lower is better), or ``None``.
         loss_tag: TensorBoard name of the training loss, e.g. ``losses/rm_mse``.
+        log_dir: the TensorBoard directory (default ``out_dir``; a pipeline run passes ``RUN/tb/<stage>``).
     """
     torch = require_torch()
     from torch.utils.tensorboard import SummaryWriter
@@ -178,7 +180,7 @@ def fit(
         state.update(saved["state"])
         # a finished run asked for more epochs continues, unless it had stopped early
         state["finished"] = bool(state.get("early_stopped")) or state["epoch"] >= cfg.epochs
-    writer = SummaryWriter(log_dir=str(out))
+    writer = SummaryWriter(log_dir=str(log_dir if log_dir is not None else out))
     if state["global_step"] == 0:
         writer.add_text("hyperparameters", json.dumps({**asdict(cfg), "lr": lr}, indent=1))
     total = cfg.epochs * steps_per_epoch

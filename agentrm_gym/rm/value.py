@@ -139,12 +139,13 @@ def train_value_rm(
     out_dir: str | Path = "runs/value_rm",
     fmt: RMFormat | None = None,
     tiny_kwargs: dict[str, Any] | None = None,
+    log_dir: str | Path | None = None,
     **overrides: Any,
 ) -> ValueRewardModel:
     """Train an explicit RM by MSE on (state, value) pairs; save it (HF dir + card) in ``out_dir``.
 
-    TensorBoard scalars in ``out_dir``: ``losses/rm_mse`` (train batches), ``rm/val_loss`` (validation MSE),
-    ``rm/val_spearman``. A rerun with ``resume=True`` continues from ``out_dir/checkpoint``.
+    TensorBoard scalars in ``log_dir`` (default ``out_dir``): ``losses/rm_mse`` (train batches),
+    ``rm/val_loss`` (validation MSE), ``rm/val_spearman``. A rerun with ``resume=True`` continues from ``out_dir/checkpoint``.
 
     Args:
         samples: ``(AgentState, value)`` tuples or ``{"state", "value"}`` dicts.
@@ -153,6 +154,7 @@ def train_value_rm(
         backbone: ``"minilm"`` (default, pretrained), ``"tiny"`` (from scratch) or a model directory.
         fmt: the RM text format (drop thoughts / observations).
         tiny_kwargs: ``hidden_size``, ``num_layers``, ``vocab_size`` ... of the tiny backbone.
+        log_dir: the TensorBoard directory (default ``out_dir``; the pipeline's is ``RUN/tb/rm``).
 
     Returns:
         The trained model with the best validation weights, also saved in ``out_dir``.
@@ -187,7 +189,7 @@ def train_value_rm(
 
     rm.model, summary = fit(
         rm.model, rm.tokenizer, len(train_idx), batch_loss, validate if len(val_idx) else None, out_dir, cfg,
-        "losses/rm_mse", default_lr=1e-3 if scratch else 5e-5, desc="train value RM",
+        "losses/rm_mse", default_lr=1e-3 if scratch else 5e-5, desc="train value RM", log_dir=log_dir,
     )
     rm.model.eval()
     rm.clear_cache()

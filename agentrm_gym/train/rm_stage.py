@@ -54,7 +54,8 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]])
     epochs = max(1, round(cfg.implicit_steps * 8 / max(1, len(finals))))
     config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(512, cfg.context), patience=0)
     rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
-                           out_dir=root / "rm_implicit", fmt=rm_format(cfg), backbone=path)
+                           out_dir=root / "rm_implicit", fmt=rm_format(cfg), backbone=path,
+                           log_dir=root / "tb" / "rm_implicit")
     return {"rm": str(root / "rm_implicit"), "samples": len(finals), "metrics": rm.card().get("metrics")}
 
 
@@ -82,12 +83,13 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
             metrics = rm.card()["metrics"]
             for key in ("pairwise_accuracy", "bon_lift"):
                 if metrics.get(key) is not None:
-                    writer.add_scalar(f"rm/cv_{key}", metrics[key], 0)
+                    writer.add_scalar(f"rm/cv_selected_{key}", metrics[key], 0)
             writer.close()
     elif cfg.rm_kind == "value":
         from agentrm_gym.rm import train_value_rm
 
-        rm = train_value_rm(pairs, rm_train_config(cfg), backbone=cfg.rm_backbone, out_dir=out, fmt=rm_format(cfg))
+        rm = train_value_rm(pairs, rm_train_config(cfg), backbone=cfg.rm_backbone, out_dir=out, fmt=rm_format(cfg),
+                            log_dir=Path(root) / "tb" / "rm")
     else:
         raise ValueError(f"rm_kind must be 'pooled' or 'value', got {cfg.rm_kind!r}")
     card = rm.card()
