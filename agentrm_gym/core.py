@@ -36,6 +36,8 @@ from agentrm_gym.spaces import CommandSpace, TextSpace
 
 CHECK_VALID_ACTIONS = "check valid actions"
 INVALID_ACTION = "The action is not valid and therefore takes no effect. Please check valid actions."
+#: Image render modes that a text env accepts (with a warning) as "no rendering"; see :class:`TextEnv`.
+IMAGE_RENDER_MODES = ("rgb_array",)
 
 
 class AgentRMGymError(Exception):
@@ -143,6 +145,8 @@ class TextEnv(gym.Env[str, str]):
     Args:
         split: the task split that ``reset`` draws from when no ``task_id`` is given.
         render_mode: ``"ansi"`` (``render()`` returns the last observation) or ``"human"`` (prints it).
+            ``"rgb_array"`` (stable-baselines3's ``make_vec_env`` default) is accepted with a warning and
+            means no rendering: ``render_mode`` becomes ``None`` and ``render()`` still returns the text.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
@@ -181,6 +185,14 @@ class TextEnv(gym.Env[str, str]):
     def __init__(self, split: str = "train", render_mode: str | None = None):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if render_mode in IMAGE_RENDER_MODES:
+            # stable-baselines3's make_vec_env (and other image-first tooling) asks for "rgb_array" by default;
+            # a text env has no image, so rendering is turned off instead of failing the construction.
+            gym.logger.warn(
+                f"{type(self).__name__} is a text env and cannot render {render_mode!r}; rendering is off "
+                "(render_mode=None) and render() returns the text as with 'ansi'"
+            )
+            render_mode = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.split = split

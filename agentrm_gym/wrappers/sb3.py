@@ -47,6 +47,25 @@ def make_rl_env(
     from agentrm_gym.registry import make
 
     env = make(env_id, split=split, **(env_kwargs or {}))
+    return adapt_for_sb3(env, reward, max_actions, feature_dim, coef, gamma, rm=rm)
+
+
+def adapt_for_sb3(
+    env: gym.Env, reward: str = "sparse", max_actions: int = 16, feature_dim: int = 256, coef: float = 1.0,
+    gamma: float = 0.99, rm: Any = None,
+) -> gym.Env:
+    """The adapter stack of :func:`make_rl_env` around an already made text env.
+
+    It takes the env first, so it serves as stable-baselines3's ``wrapper_class``, whose VecEnvs need ``Box``
+    observations and cannot hold a text env's ``Text`` space::
+
+        from stable_baselines3.common.env_util import make_vec_env
+        venv = make_vec_env("agentrm/Maze-v0", n_envs=4, wrapper_class=adapt_for_sb3,
+                            wrapper_kwargs={"max_actions": 16, "feature_dim": 256})
+
+    (``make_vec_env`` applies it outside its ``Monitor``, which so records the env's own progress reward.)
+    The arguments are those of :func:`make_rl_env`.
+    """
     if reward == "progress":
         pass
     elif reward == "sparse":
