@@ -102,6 +102,7 @@ class PooledValueRewardModel(RewardModel):
         torch = require_torch()
         out = np.zeros((len(texts), int(self.encoder.config.hidden_size)), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
+        device = next(self.encoder.parameters()).device
         starts = range(0, len(texts), self.batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -111,10 +112,11 @@ class PooledValueRewardModel(RewardModel):
             for start in starts:
                 idx = order[start:start + self.batch_size]
                 enc = encode_rm_inputs(self.tokenizer, [split_rm_text(texts[i]) for i in idx], self.max_length)
+                enc = {k: v.to(device) for k, v in enc.items()}  # the encoder may sit on a GPU: rm.encoder.to("cuda")
                 hidden = self.encoder(**enc).last_hidden_state
                 mask = enc["attention_mask"][..., None].to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
         return out
 
     def _score_texts(self, texts: list[str]) -> np.ndarray:

@@ -90,10 +90,20 @@ def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], step
 
 
 def make_pipeline_policy(path: str | Path, cfg: PipelineConfig, seed: int | None = None) -> Any:
-    """The SFT policy behind the pipeline's compact prompt, cut to ``context - max_new_tokens`` tokens."""
+    """The SFT policy behind the pipeline's compact prompt, cut to ``context - max_new_tokens`` tokens.
+
+    ``cfg.policy`` may also name a served policy, ``openai:URL#model`` (e.g. ``vllm serve``) or
+    ``vllm:MODEL`` (in-process on a GPU); those keep their own prompt budget.
+    """
+    if str(path).startswith(("openai:", "vllm:")):
+        from agentrm_gym.agents.factory import make_policy
+
+        served = make_policy(str(path), seed=seed, max_new_tokens=cfg.max_new_tokens, builder=CompactPromptBuilder())
+        served.grounding = cfg.action_grounding
+        return served
     from agentrm_gym.agents.hf import TransformersPolicy
 
-    policy = TransformersPolicy(str(path), device="cpu", builder=CompactPromptBuilder(),
+    policy = TransformersPolicy(str(path), device=None, builder=CompactPromptBuilder(),
                                 max_new_tokens=cfg.max_new_tokens, seed=seed, grounding=cfg.action_grounding)
     policy.builder.budget = policy.engine.context_length - cfg.max_new_tokens
     policy.builder.count = policy.engine.count_tokens
