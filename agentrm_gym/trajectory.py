@@ -118,10 +118,17 @@ def state_to_dict(state: AgentState) -> dict[str, Any]:
             "instruction": state.instruction, "steps": [asdict(s) for s in state.steps]}
 
 
+#: The typed fields of a step in JSON: (key, accepted types, what the error says).
+_STEP_FIELDS = (("action", (str,), "a string"), ("observation", (str,), "a string"), ("thought", (str,), "a string"),
+                ("reward", (int, float), "a number"), ("progress", (int, float), "a number"),
+                ("action_valid", (bool,), "true or false"))
+
+
 def state_from_dict(d: dict[str, Any]) -> AgentState:
     """An :class:`AgentState` from its JSON form; raises ``ValueError`` naming what is missing.
 
-    Steps need at least ``action`` (a missing ``observation`` reads as ``""``).
+    Steps need at least ``action`` (a missing ``observation`` reads as ``""``); their text fields must be
+    strings and ``reward`` / ``progress`` numbers (``{"action": 5}`` is an error, not a crash later).
     """
     if not isinstance(d, dict):
         raise ValueError(f"a state must be a JSON object, got {type(d).__name__}")
@@ -131,6 +138,11 @@ def state_from_dict(d: dict[str, Any]) -> AgentState:
     steps = d.get("steps") or []
     if not isinstance(steps, list) or not all(isinstance(s, dict) and "action" in s for s in steps):
         raise ValueError("'steps' must be a list of objects with at least 'action'")
+    for i, s in enumerate(steps):
+        for key, kinds, what in _STEP_FIELDS:
+            value = s.get(key, kinds[0]())
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise ValueError(f"steps[{i}].{key} must be {what}, got {type(value).__name__} {value!r:.40}")
     return AgentState(
         task=str(d["task"]), goal=str(d["goal"]), observation=str(d.get("observation", "")),
         steps=tuple(Step.from_dict({"observation": "", **s}) for s in steps), task_id=str(d.get("task_id", "")),

@@ -247,3 +247,81 @@ def test_cli_serve_policy_subprocess(model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+SURROGATE = b'"a\\ud800b"'  # JSON's escape of a lone surrogate: valid JSON, invalid Unicode
+
+
+@pytest.mark.parametrize(("route", "body", "param", "needle"), [
+    ("/completions", {"prompt": "", "max_tokens": 2}, "prompt", "prompt is empty"),
+    ("/completions", {"prompt": ["x", ""], "max_tokens": 2}, "prompt", "prompt is empty"),
+    ("/completions", b'{"prompt": ' + SURROGATE + b', "max_tokens": 2}', "prompt", "lone surrogate"),
+    ("/completions", b'{"prompt": "x", "stop": [' + SURROGATE + b"]}", "stop.0", "lone surrogate"),
+    ("/chat/completions", b'{"messages": [{"role": "user", "content": ' + SURROGATE + b"}]}",
+     "messages.0.content", "lone surrogate"),
+    ("/chat/completions", b'{"messages": [{"role": "user", "content": [{"type": "text", "text": ' + SURROGATE
+     + b"}]}]}", "messages.0.content.0.text", "lone surrogate"),
+    ("/completions", {"prompt": "x", "max_tokens": 2, "seed": 2**70}, "seed", "less than or equal to"),
+    ("/completions", {"prompt": "x", "max_tokens": 2, "seed": -(2**64)}, "seed", "greater than or equal to"),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "x"}], "seed": 2**70}, "seed", "less than"),
+    ("/completions", {"prompt": "x", "max_tokens": 4096}, "max_tokens", "does not fit: this model's context"),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "x"}], "max_tokens": 4000}, "max_tokens",
+     "does not fit"),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 4000},
+     "max_completion_tokens", "does not fit"),
+])
+def test_hostile_requests_get_openai_shaped_400s(server, route, body, param, needle):
+    with httpx.Client(timeout=60) as c:
+        if isinstance(body, bytes):
+            r = c.post(server.url + route, content=body, headers={"content-type": "application/json"})
+        else:
+            r = c.post(server.url + route, json=body)
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["type"] == "invalid_request_error"
+        assert err["param"] == param and needle in err["message"], err
+        assert c.post(server.url + "/completions", json={"prompt": "x", "max_tokens": 1, "seed": -1}).status_code == 200
+
+
+def test_request_size_limit_and_api_key(model_dir):
+    openai = pytest.importorskip("openai", reason="the openai client is in the dev extra")
+    app = create_app(str(model_dir), model_name="tiny", device="cpu", max_request_bytes=20_000, api_key="s3cret")
+    with BackgroundServer(app) as srv, httpx.Client(timeout=60) as c:
+        auth = {"Authorization": "Bearer s3cret"}
+        r = c.post(srv.url + "/completions", json={"prompt": "x" * 30_000, "max_tokens": 1}, headers=auth)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        assert "20000 bytes" in r.json()["error"]["message"]
+
+        def chunks():  # no Content-Length: counted as it streams in
+            yield b'{"prompt": "'
+            for _ in range(10):
+                yield b"y" * 5_000
+            yield b'"}'
+
+        r = c.post(srv.url + "/completions", content=chunks(), headers={**auth, "content-type": "application/json"})
+        assert r.status_code == 413
+        r = c.post(srv.url + "/completions", json={"prompt": "x", "max_tokens": 1})
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+        assert c.get(srv.url + "/models").status_code == 401
+        assert c.get(f"http://{srv.host}:{srv.port}/health").status_code == 200
+        assert c.post(srv.url + "/completions", json={"prompt": "x", "max_tokens": 1}, headers=auth).status_code == 200
+        with pytest.raises(openai.AuthenticationError, match="API key"):
+            openai.OpenAI(base_url=srv.url, api_key="wrong", max_retries=0).models.list()
+        policy = OpenAIPolicy(srv.url, api_key="s3cret", mode="completions", max_new_tokens=4)
+        assert policy.model == "tiny"
+        policy.close()
+
+
+def test_serve_warns_beyond_loopback_without_key(monkeypatch):
+    import uvicorn
+
+    from agentrm_gym.serve import policy_server
+    from agentrm_gym.serve.guard import ExposedServerWarning
+
+    calls = []
+    monkeypatch.setattr(policy_server, "create_app", lambda *a, **k: calls.append(k) or object())
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    with pytest.warns(ExposedServerWarning, match="0.0.0.0"):
+        policy_server.serve("m", host="0.0.0.0")
+    policy_server.serve("m", host="0.0.0.0", api_key="k", max_request_bytes=5)
+    assert calls[-1]["api_key"] == "k" and calls[-1]["max_request_bytes"] == 5

@@ -74,3 +74,66 @@ def test_cli_has_serve_rm() -> None:
 
     result = CliRunner().invoke(app, ["serve", "rm", "--help"])
     assert result.exit_code == 0 and "--rm" in result.output
+
+
+class TextLength(FunctionRewardModel):
+    """Scores texts and states by the length of the RM text (a model that scores both routes)."""
+
+    def _score_texts(self, batch):
+        self.stats.forward_calls += 1
+        return np.array([len(t) for t in batch], dtype=float)
+
+    def _score_states(self, states):
+        return self._score_texts([self.text(s) for s in states])
+
+
+@pytest.mark.parametrize(("route", "payload", "needle"), [
+    ("/score", {"states": [{"task": "Maze", "goal": "g", "steps": [{"action": 5}]}]},
+     "steps[0].action must be a string"),
+    ("/score", {"states": [{"task": "Maze", "goal": "g", "steps": [{"action": "a", "observation": None}]}]},
+     "steps[0].observation must be a string"),
+    ("/score", {"states": [{"task": "Maze", "goal": "g", "steps": [{"action": "a", "reward": "high"}]}]},
+     "steps[0].reward must be a number"),
+    ("/score", b'{"states": [{"task": "Maze", "goal": "\\ud800"}]}',
+     "states[0].goal: invalid Unicode: a lone surrogate"),
+    ("/get_reward", b'{"query": ["ok", "\\udfff"]}', "query[1]: invalid Unicode"),
+])
+def test_hostile_requests_get_422(route, payload, needle) -> None:
+    import httpx
+
+    with RMServer(TextLength(length_value)) as server, httpx.Client(timeout=30) as c:
+        if isinstance(payload, bytes):
+            r = c.post(server.url + route, content=payload, headers={"content-type": "application/json"})
+        else:
+            r = c.post(server.url + route, json=payload)
+        assert r.status_code == 422 and needle in r.json()["detail"], r.text
+        assert c.post(server.url + "/get_reward", json={"query": ["abc"]}).json()["rewards"] == [3.0]
+
+
+def test_size_limit_api_key_and_remote_client() -> None:
+    import httpx
+
+    with RMServer(TextLength(length_value), max_request_bytes=10_000, api_key="k") as server, \
+            httpx.Client(timeout=30) as c:
+        auth = {"Authorization": "Bearer k"}
+        r = c.post(server.url + "/get_reward", json={"query": ["x" * 20_000]}, headers=auth)
+        assert r.status_code == 413 and "10000 bytes" in r.json()["detail"]
+        assert c.post(server.url + "/get_reward", json={"query": ["x"]}).status_code == 401
+        assert c.get(server.url + "/health").status_code == 200
+        with pytest.raises(RuntimeError, match="HTTP 401"):
+            RemoteRewardModel(server.url).score(states())
+        remote = RemoteRewardModel(server.url, api_key="k")
+        assert remote.score(states()).shape == (3,)
+        remote.close()
+    from agentrm_gym.serve.guard import ExposedServerWarning
+
+    with pytest.warns(ExposedServerWarning, match="RM server listens on 0.0.0.0"):
+        RMServer(TextLength(length_value), host="0.0.0.0")
+
+
+def test_states_only_model_answers_texts_with_501() -> None:
+    import httpx
+
+    with RMServer(FunctionRewardModel(length_value)) as server:
+        r = httpx.post(server.url + "/get_reward", json={"query": ["x"]})
+        assert r.status_code == 501 and "cannot score plain texts" in r.json()["detail"]

@@ -10,13 +10,16 @@ cut samples with the sequence log-probability under the model (raw logits, i.e. 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agentrm_gym.agents.policy import Generation, LLMPolicy
 from agentrm_gym.agents.prompts import STOP_STRINGS, PromptBuilder
+from agentrm_gym.core import AgentRMGymError
 from agentrm_gym.extras import require_extra
 from agentrm_gym.trajectory import AgentState
 
@@ -30,12 +33,57 @@ def load_model(path: str, device: str | None = None, dtype: Any = None) -> tuple
     torch = _require_torch()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype) if dtype else AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = _load_part(path, "tokenizer", lambda: AutoTokenizer.from_pretrained(path))
+    kwargs = {"dtype": dtype} if dtype else {}
+    model = _load_part(path, "weights", lambda: AutoModelForCausalLM.from_pretrained(path, **kwargs))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     prepare_tokenizer(tokenizer)
     return model, tokenizer
+
+
+class PolicyLoadError(AgentRMGymError, ValueError):
+    """A policy directory whose config, tokenizer or weights cannot be read; the message names the file."""
+
+
+#: The files a Hugging Face causal-LM directory keeps its weights in, in the order transformers looks.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def _culprit(path: str, part: str) -> str:
+    """The file of a local model directory a failed load of ``part`` most likely comes from."""
+    root = Path(path)
+    for name in ("config.json", "tokenizer_config.json"):  # a damaged JSON file is the culprit whatever failed
+        try:
+            if (root / name).is_file():
+                json.loads((root / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return str(root / name)
+    if part == "tokenizer":
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json"):
+            if (root / name).is_file():
+                return str(root / name)
+        return str(root)
+    for name in WEIGHT_FILES:
+        if (root / name).is_file():
+            return str(root / name)
+    return str(root)
+
+
+def _load_part(path: str, part: str, load: Any) -> Any:
+    """``load()``, with a failure on a local directory turned into :class:`PolicyLoadError` naming the file
+    (a truncated ``model.safetensors`` otherwise surfaces as a bare ``SafetensorError`` about a header)."""
+    try:
+        return load()
+    except ImportError:
+        raise
+    except Exception as exc:
+        if not Path(path).is_dir():
+            raise
+        raise PolicyLoadError(f"{_culprit(path, part)}: cannot load the policy {part} "
+                              f"({type(exc).__name__}: {exc}); the file is damaged or truncated: restore it, "
+                              "or delete the directory and train / download it again") from exc
 
 
 def prepare_tokenizer(tokenizer: Any) -> Any:

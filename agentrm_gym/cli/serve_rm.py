@@ -12,16 +12,17 @@ def serve_rm(
     host: str = typer.Option("127.0.0.1", help="bind address"),
     port: int = typer.Option(8001, help="TCP port"),
     batch_size: int = typer.Option(32, help="states per model forward pass"),
+    max_request_bytes: int = typer.Option(1_000_000, help="largest request body in bytes (413 above; 0: no limit)"),
+    api_key: str = typer.Option(None, envvar="AGENTRM_API_KEY",
+                                help="require 'Authorization: Bearer KEY' on every request but GET /health"),
 ) -> None:
     """Serve a reward model: POST /score (AgentState JSON), POST /get_reward (OpenRLHF), GET /health."""
-    import uvicorn
-
     from agentrm_gym.rm import load_reward_model
-    from agentrm_gym.serve.rm_server import create_app
+    from agentrm_gym.serve.rm_server import serve
 
     model = load_reward_model(rm, batch_size=batch_size)
     typer.echo(f"serving {model.kind} RM from {rm} on http://{host}:{port} (/score, /get_reward, /health)")
-    uvicorn.run(create_app(model), host=host, port=port, log_level="info")
+    serve(model, host=host, port=port, max_request_bytes=max_request_bytes, api_key=api_key)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,8 @@
 * :func:`load_value_backbone` - any Hugging Face encoder or decoder path as
   ``AutoModelForSequenceClassification(num_labels=1)`` plus its tokenizer.
 * :func:`tiny_value_backbone` / :func:`tiny_causal_lm` - a 2-layer BERT or GPT-2 made from a config with a
-  WordPiece / byte-level BPE tokenizer trained by ``tokenizers`` on the given texts (seconds, for tests).
+  WordPiece (:func:`wordpiece_vocab`, deterministic) / byte-level BPE tokenizer trained on the given texts
+  (seconds, for tests).
 * :func:`encode_rm_inputs` - tokenization that keeps the RM header and truncates the history from the
   left, so the newest turns always reach the model.
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -76,21 +78,91 @@ def load_value_backbone(path: str, num_labels: int = 1) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def wordpiece_vocab(words: Counter[str], vocab_size: int, specials: Sequence[str] = (),
+                    prefix: str = "##") -> list[str]:
+    """A WordPiece vocabulary learnt from word counts, deterministically: the same counts give the same list.
+
+    The algorithm of ``tokenizers``' ``WordPieceTrainer`` (BPE merges on words split into a first character and
+    ``##``-prefixed continuation characters, the most frequent pair first), with ties broken by the pair's
+    text instead of by ids that follow the iteration order of a randomly seeded hash map, which made the
+    Rust trainer's vocabulary (and so a from-scratch RM) differ from one process to the next.
+    Order: ``specials``, the sorted alphabet, then the merged tokens in merge order.
+    """
+    import heapq
+
+    ordered = sorted(words)  # a fixed word order: nothing depends on how the counts were gathered
+    freq = [int(words[w]) for w in ordered]
+    syms = [[w[0], *(prefix + c for c in w[1:])] for w in ordered]
+    vocab = list(dict.fromkeys([*specials, *sorted({x for ws in syms for x in ws})]))
+    seen = set(vocab)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, ws in enumerate(syms):
+        for pair in zip(ws, ws[1:], strict=False):
+            counts[pair] += freq[i]
+            where[pair].add(i)
+    heap = [(-c, pair) for pair, c in counts.items()]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        neg, pair = heapq.heappop(heap)
+        if counts.get(pair, 0) != -neg or neg == 0:
+            continue  # a stale entry: the pair's count changed since it was pushed
+        a, b = pair
+        merged = a + (b[len(prefix):] if b.startswith(prefix) else b)
+        touched: set[tuple[str, str]] = set()
+        for i in sorted(where.pop(pair, ())):
+            ws, f = syms[i], freq[i]
+            out, j = [], 0
+            while j < len(ws):
+                if j + 1 < len(ws) and ws[j] == a and ws[j + 1] == b:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(ws[j])
+                    j += 1
+            if len(out) == len(ws):
+                continue
+            for old in zip(ws, ws[1:], strict=False):
+                counts[old] -= f
+                touched.add(old)
+            for new in zip(out, out[1:], strict=False):
+                counts[new] += f
+                where[new].add(i)
+                touched.add(new)
+            syms[i] = out
+        counts.pop(pair, None)
+        for t in sorted(touched):
+            if counts.get(t, 0) > 0:
+                heapq.heappush(heap, (-counts[t], t))
+            else:
+                counts.pop(t, None)
+        if merged not in seen:
+            seen.add(merged)
+            vocab.append(merged)
+    return vocab
+
+
 def _wordpiece_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A BERT-style WordPiece tokenizer (lower-cased, ``[CLS] ... [SEP]``) whose vocabulary is learnt from
+    ``texts`` by :func:`wordpiece_vocab`: the same texts, in any order, give the same tokenizer in every
+    process."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tk.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab = wordpiece_vocab(words, vocab_size, specials)
+    tk = Tokenizer(models.WordPiece({tok: i for i, tok in enumerate(vocab)}, unk_token="[UNK]"))
+    tk.normalizer = normalizer
+    tk.pre_tokenizer = pre
     cls_id, sep_id = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
     tk.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
-    from tokenizers import decoders
-
     tk.decoder = decoders.WordPiece()
     return PreTrainedTokenizerFast(
         tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",

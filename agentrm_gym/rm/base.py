@@ -3,13 +3,17 @@
 Subclasses implement :meth:`RewardModel._score_texts` (one batch of formatted RM texts -> values) or, where
 the model needs the turns themselves (the implicit RM), :meth:`RewardModel._score_states`. The base class
 formats the states, looks each text up in an LRU cache, scores only the misses in batches of
-``batch_size`` and fills the cache, so re-scoring a prefix during search costs nothing. Counters
+``batch_size`` and fills the cache, so re-scoring a prefix during search costs nothing. The cache is keyed
+by a 16-byte BLAKE2b digest of the text, not the text itself, so its memory is bounded by its entry count
+(about :data:`CACHE_ENTRY_BYTES` an entry) whatever the texts' length - a served RM (``agentrm serve rm``)
+cannot be made to hold every long text a client ever sent. Counters
 (:attr:`RewardModel.stats`) record requested states, cache hits and model forward passes, which is how the
 tests and the throughput benchmark see what was computed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +23,15 @@ import numpy as np
 
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.trajectory import AgentState
+
+#: Roughly what one cache entry costs: a 16-byte digest (a 49-byte bytes object), a float and the ordered
+#: dict's link, measured with tracemalloc on CPython 3.11.
+CACHE_ENTRY_BYTES = 200
+
+
+def text_key(text: str) -> bytes:
+    """The cache key of an RM text: its 16-byte BLAKE2b digest (lone surrogates are hashed as they are)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 @dataclass
@@ -39,7 +52,8 @@ class RewardModel:
     Args:
         fmt: how a state becomes RM input text.
         batch_size: states per model forward pass.
-        cache_size: entries kept in the LRU score cache (0 disables caching).
+        cache_size: entries kept in the LRU score cache (0 disables caching); each costs about
+            :data:`CACHE_ENTRY_BYTES` (the key is a digest of the text), so the default 100,000 stay near 20 MB.
     """
 
     #: The card's ``kind`` (``value``, ``implicit``, ``judge``, ``remote``).
@@ -51,7 +65,7 @@ class RewardModel:
         self.fmt = fmt or RMFormat()
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, float] = OrderedDict()
+        self._cache: OrderedDict[bytes, float] = OrderedDict()
         self.stats = ScoreStats()
 
     # ------------------------------------------------------------------ public API
@@ -79,6 +93,10 @@ class RewardModel:
     def clear_cache(self) -> None:
         self._cache.clear()
 
+    def cache_bytes(self) -> int:
+        """An estimate of the score cache's memory (entries x :data:`CACHE_ENTRY_BYTES`)."""
+        return len(self._cache) * CACHE_ENTRY_BYTES
+
     def card(self) -> dict[str, Any]:
         """The JSON card fields this model contributes (kind, format); subclasses add theirs."""
         return {"kind": self.kind, "format": self.fmt.to_dict(), "header_version": self.fmt.header_version}
@@ -96,18 +114,20 @@ class RewardModel:
     def _cached(self, texts: list[str], compute: Any) -> np.ndarray:
         self.stats.states += len(texts)
         out = np.empty(len(texts), dtype=np.float64)
-        missing: dict[str, list[int]] = {}
+        missing: dict[bytes, list[int]] = {}
         for i, t in enumerate(texts):
-            if t in self._cache:
-                out[i] = self._cache[t]
-                self._cache.move_to_end(t)
+            key = text_key(t)
+            if key in self._cache:
+                out[i] = self._cache[key]
+                self._cache.move_to_end(key)
                 self.stats.cache_hits += 1
-            elif t in missing:
-                missing[t].append(i)
+            elif key in missing:
+                missing[key].append(i)
                 self.stats.cache_hits += 1  # a duplicate within the batch is scored once
             else:
-                missing[t] = [i]
-        keys = sorted(missing, key=len)  # length-bucketed batches: little padding per forward pass
+                missing[key] = [i]
+        # length-bucketed batches: little padding per forward pass (stable for equal lengths)
+        keys = sorted(missing, key=lambda k: len(texts[missing[k][0]]))
         for start in range(0, len(keys), self.batch_size):
             chunk = keys[start : start + self.batch_size]
             values = np.asarray(compute([missing[k][0] for k in chunk]), dtype=np.float64).reshape(-1)

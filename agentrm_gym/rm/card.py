@@ -2,8 +2,9 @@
 
 The card records the kind (``value``, ``implicit``, ``judge``), the backbone, the RM text format and its
 header version, a summary of the training data and the metrics. :func:`write_card` / :func:`read_card`
-write and read it; :func:`check_hf_dir`, :func:`load_hf` and :func:`load_tokenizer` check a Hugging Face
-directory's files before use, so a missing or unreadable one raises :class:`RMLoadError` naming it.
+write and read it; :func:`check_kind` checks the files match the card's kind (:func:`layout_kind`);
+:func:`check_hf_dir`, :func:`load_hf` and :func:`load_tokenizer` check a Hugging Face directory's files
+before use, so a missing or unreadable one raises :class:`RMLoadError` naming it.
 No model class is imported here (:mod:`agentrm_gym.rm.loading` dispatches on the card's kind).
 """
 
@@ -54,6 +55,43 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if "kind" not in card:
         raise RMLoadError(f"{path / CARD_NAME}: corrupted reward-model card (no 'kind')")
     return card
+
+
+#: A Hugging Face ``architectures`` name ending -> the RM kind whose loader builds that head.
+ARCHITECTURE_KINDS = (("ForSequenceClassification", "value"), ("ForCausalLM", "judge"), ("LMHeadModel", "judge"))
+#: What each kind's directory holds (for messages).
+KIND_FILES = {"value": "config.json of a *ForSequenceClassification model", "judge": "config.json of a causal LM",
+              "implicit": "policy/ and reference/", "pooled_value": "value_head.json and encoder/"}
+
+
+def layout_kind(path: str | Path) -> tuple[str | None, str]:
+    """The RM kind the files of ``path`` hold, told from the files alone, and what showed it; ``(None, ...)``
+    when the files do not tell (no model files, or an architecture name not in :data:`ARCHITECTURE_KINDS`)."""
+    path = Path(path)
+    if (path / "value_head.json").is_file() or (path / "encoder").is_dir():
+        return "pooled_value", "value_head.json / encoder/"
+    if (path / "policy").is_dir() and (path / "reference").is_dir():
+        return "implicit", "policy/ and reference/"
+    if (path / "config.json").is_file():
+        archs = _read_json(path / "config.json", "model config").get("architectures") or []
+        for arch in archs if isinstance(archs, list) else []:
+            for ending, kind in ARCHITECTURE_KINDS:
+                if isinstance(arch, str) and arch.endswith(ending):
+                    return kind, f"config.json architectures {archs}"
+        return None, f"config.json architectures {archs}"
+    return None, "no model files"
+
+
+def check_kind(path: str | Path, kind: str) -> None:
+    """Raise :class:`RMLoadError` when the card's ``kind`` does not match the files of ``path`` (a card edited
+    by hand, or copied next to another RM's files), instead of loading, say, a value model as a judge."""
+    path = Path(path)
+    held, evidence = layout_kind(path)
+    if held is not None and kind in KIND_FILES and held != kind:
+        raise RMLoadError(
+            f"{path / CARD_NAME}: the card says kind {kind!r}, but the directory holds a {held!r} reward model "
+            f"({evidence}; a {kind!r} one has {KIND_FILES[kind]}). The card was edited or belongs to other "
+            f"files: set \"kind\": {held!r} in it, or point at the {kind!r} model's directory")
 
 
 def check_hf_dir(path: Path) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.rm.card import CARD_NAME, RMLoadError, load_hf, load_tokenizer, read_card
+from agentrm_gym.rm.card import CARD_NAME, RMLoadError, check_kind, load_hf, load_tokenizer, read_card
 from agentrm_gym.rm.format import RMFormat
 
 
@@ -21,7 +21,8 @@ def load_reward_model(path: str | Path, **overrides: Any) -> Any:
         overrides: constructor arguments to change (``batch_size``, ``max_length`` ...).
 
     Raises:
-        RMLoadError: a missing or corrupted card, config, weights or tokenizer file (named in the message).
+        RMLoadError: a missing or corrupted card, config, weights or tokenizer file (named in the message), or
+            a card whose ``kind`` does not match the directory's files.
     """
     from agentrm_gym.rm.backbones import _quiet_transformers, ensure_pad_token, require_torch
 
@@ -30,6 +31,7 @@ def load_reward_model(path: str | Path, **overrides: Any) -> Any:
     path = Path(path)
     card = read_card(path)
     kind = card["kind"]
+    check_kind(path, kind)  # the files must be a model of the card's kind (a value model is no judge)
     try:
         fmt = RMFormat.from_dict(card.get("format"))
     except (TypeError, ValueError) as exc:

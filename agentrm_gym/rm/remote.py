@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -24,15 +25,19 @@ class RemoteRewardModel(RewardModel):
     Args:
         url: the server's base URL, e.g. ``http://127.0.0.1:8001``.
         timeout: seconds per request.
+        api_key: the server's ``--api-key`` (sent as ``Authorization: Bearer <key>``); default
+            ``$AGENTRM_API_KEY``, else none.
     """
 
     kind = "remote"
 
-    def __init__(self, url: str, timeout: float = 60.0, batch_size: int = 64, cache_size: int = 100_000):
+    def __init__(self, url: str, timeout: float = 60.0, batch_size: int = 64, cache_size: int = 100_000,
+                 api_key: str | None = None):
         super().__init__(batch_size=batch_size, cache_size=cache_size)
         httpx = require_extra("httpx", "serve", "RemoteRewardModel")
         self.url = url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout)
+        key = api_key or os.environ.get("AGENTRM_API_KEY")
+        self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {key}"} if key else None)
 
     def _post(self, route: str, payload: dict[str, Any], key: str) -> np.ndarray:
         self.stats.forward_calls += 1

@@ -23,8 +23,11 @@ are generated first and then streamed token by token (the sampler is not increme
 the same chunk sequence as from vLLM, later.
 
 Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for an invalid
-request (a field out of range, a wrong type, unsupported content), 404 for a model that is not served or
-an unknown path; the ``openai`` client raises ``BadRequestError`` / ``NotFoundError`` with the message.
+request (a field out of range, a wrong type, unsupported content, an empty prompt, text with a lone
+surrogate, a ``seed`` beyond 64 bits, ``max_tokens`` that leaves no room for the prompt in the context),
+401 without the ``api_key`` the server was started with, 404 for a model that is not served or an unknown
+path, 413 for a body over ``max_request_bytes`` (1 MB by default; :mod:`agentrm_gym.serve.guard`); the
+``openai`` client raises ``BadRequestError`` / ``NotFoundError`` / ``AuthenticationError`` with the message.
 
 All samples of a request come from one batched sampling call (:class:`agentrm_gym.agents.hf.HFGenerator`);
 the top log-probs and the prompt's log-probs (``echo``) take one more forward pass per choice, under the
@@ -41,26 +44,46 @@ from collections.abc import Iterator
 from typing import Any
 
 from agentrm_gym.extras import is_available, require_extra
+from agentrm_gym.serve.guard import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    RequestGuard,
+    text_problem,
+    warn_if_exposed,
+)
 
 # request schemas live at module level so FastAPI can resolve the (string) annotations
+#: The range of a request's ``seed``: a signed 64-bit integer, as vLLM takes it (torch takes no more).
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
 if is_available("pydantic"):  # pydantic comes with fastapi ([serve] extra)
-    from pydantic import BaseModel, ConfigDict, Field
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+    def _valid_text(value: str) -> str:
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    #: A string the tokenizer can take: no lone surrogates (400 instead of a tokenizer crash).
+    Text = Annotated[str, AfterValidator(_valid_text)]
 
     class StreamOptions(BaseModel):
         include_usage: bool = False
 
     class CompletionRequest(BaseModel):
         model: str | None = None
-        prompt: str | list[str]
+        prompt: Text | list[Text]
         n: int = Field(1, ge=1, le=128)
         best_of: int | None = Field(None, ge=1, le=128)
         temperature: float = Field(1.0, ge=0.0, le=5.0)
         top_p: float = Field(1.0, gt=0.0, le=1.0)
         max_tokens: int | None = Field(16, ge=0, le=4096)
-        stop: str | list[str] | None = None
+        stop: Text | list[Text] | None = None
         logprobs: int | None = Field(None, ge=0, le=20)
         echo: bool = False
-        seed: int | None = None
+        seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
         stream: bool = False
         stream_options: StreamOptions | None = None
         suffix: str | None = None
@@ -68,12 +91,12 @@ if is_available("pydantic"):  # pydantic comes with fastapi ([serve] extra)
     class ContentPart(BaseModel):
         model_config = ConfigDict(extra="allow")
         type: str
-        text: str | None = None
+        text: Text | None = None
 
     class ChatMessage(BaseModel):
-        role: str
-        content: str | list[ContentPart] | None = None
-        name: str | None = None
+        role: Text
+        content: Text | list[ContentPart] | None = None
+        name: Text | None = None
 
     class ChatRequest(BaseModel):
         model: str | None = None
@@ -83,10 +106,10 @@ if is_available("pydantic"):  # pydantic comes with fastapi ([serve] extra)
         top_p: float = Field(1.0, gt=0.0, le=1.0)
         max_tokens: int | None = Field(None, ge=1, le=4096)
         max_completion_tokens: int | None = Field(None, ge=1, le=4096)
-        stop: str | list[str] | None = None
+        stop: Text | list[Text] | None = None
         logprobs: bool = False
         top_logprobs: int | None = Field(None, ge=0, le=20)
-        seed: int | None = None
+        seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
         stream: bool = False
         stream_options: StreamOptions | None = None
 
@@ -140,11 +163,19 @@ def add_error_handlers(app: Any) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Any, exc: RequestValidationError) -> Any:
+        errors = list(exc.errors())
+        # a value error of our own (a lone surrogate) says more than the other branches of a union
+        ours = [e for e in errors if str(e.get("msg", "")).startswith("Value error, ")]
         parts, param = [], None
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        for err in ours or errors:
+            # pydantic names union branches in the location ("function-after[...]", "list[str]"): not fields
+            loc = ".".join(str(x) for x in err.get("loc", ())
+                           if x != "body" and not (isinstance(x, str) and ("[" in x or x in ("str", "int"))))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             param = param or loc or None
-            parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
+            part = f"{loc}: {msg}" if loc else msg
+            if part not in parts:
+                parts.append(part)
         err = APIError(400, "invalid request: " + "; ".join(parts), param=param)
         return JSONResponse(status_code=400, content=err.body())
 
@@ -159,10 +190,26 @@ def add_error_handlers(app: Any) -> None:
                        code="not_found" if status == 404 else None)
         return JSONResponse(status_code=status, content=err.body())
 
+    @app.exception_handler(Exception)
+    async def _internal(request: Any, exc: Exception) -> Any:  # a bug, still answered in OpenAI's shape
+        err = APIError(500, f"internal server error ({type(exc).__name__})", "server_error")
+        return JSONResponse(status_code=500, content=err.body())
+
+
+def openai_error_body(status: int, message: str) -> dict[str, Any]:
+    """An OpenAI-shaped error body (the :class:`RequestGuard` replies: 401, 413)."""
+    kind = {401: "authentication_error", 413: "invalid_request_error"}.get(status, "invalid_request_error")
+    code = {401: "invalid_api_key", 413: "request_too_large"}.get(status)
+    return APIError(status, message, kind, code=code).body()
+
 
 def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: Any = None,
-               model_name: str | None = None, device: str | None = None) -> Any:
-    """The FastAPI app serving ``model_path`` (or an already loaded ``model`` + ``tokenizer``)."""
+               model_name: str | None = None, device: str | None = None,
+               max_request_bytes: int | None = DEFAULT_MAX_REQUEST_BYTES, api_key: str | None = None) -> Any:
+    """The FastAPI app serving ``model_path`` (or an already loaded ``model`` + ``tokenizer``).
+
+    ``max_request_bytes`` bounds a request body (413 above it; ``0``: no limit); with ``api_key`` every
+    request but ``GET /health`` needs ``Authorization: Bearer <api_key>`` (401 without it)."""
     _require_serve()
     from fastapi import FastAPI
     from fastapi.responses import StreamingResponse
@@ -183,6 +230,14 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
         if requested and requested != name:
             raise APIError(404, f"The model {requested!r} does not exist: this server serves {name!r} "
                                 "(GET /v1/models)", param="model", code="model_not_found")
+
+    def check_max_tokens(max_tokens: int, param: str = "max_tokens") -> None:
+        """At least one prompt token must fit next to the completion (the sampler cuts the prompt's start)."""
+        ctx = engine.context_length
+        if max_tokens >= ctx:
+            raise APIError(400, f"{param}={max_tokens} does not fit: this model's context is {ctx} tokens, so "
+                                f"{param} can be at most {ctx - 1} (the prompt keeps at least one token)",
+                           param=param, code="context_length_exceeded")
 
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -300,6 +355,8 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
 
     app = FastAPI(title="agentrm-gym policy server")
     add_error_handlers(app)
+    app.add_middleware(RequestGuard, max_request_bytes=max_request_bytes, api_key=api_key,
+                       error_body=openai_error_body)
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -315,6 +372,8 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
         prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
         if not prompts:
             raise APIError(400, "prompt is empty: send a string or a list of strings", param="prompt")
+        if any(p == "" for p in prompts):
+            raise APIError(400, "prompt is empty: the model needs at least one token to continue", param="prompt")
         if req.suffix:
             raise APIError(400, "suffix is not supported (a causal LM only continues the prompt)", param="suffix")
         if req.best_of is not None and req.best_of != req.n:
@@ -324,6 +383,7 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
         if max_tokens == 0 and not req.echo:
             raise APIError(400, "max_tokens must be at least 1 (0 only with echo=true, to score the prompt)",
                            param="max_tokens")
+        check_max_tokens(max_tokens)
         if max_tokens == 0:
             from agentrm_gym.agents.hf import Sample
 
@@ -387,7 +447,11 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
             prompt = render(msgs, tokenizer, add_generation_prompt=True)
         except Exception as exc:  # a chat template that rejects the roles or their order
             raise APIError(400, f"the chat template cannot render these messages: {exc}", param="messages") from exc
-        max_tokens = req.max_completion_tokens or req.max_tokens or 256
+        if req.max_completion_tokens is not None:
+            check_max_tokens(req.max_completion_tokens, "max_completion_tokens")
+        elif req.max_tokens is not None:
+            check_max_tokens(req.max_tokens)
+        max_tokens = req.max_completion_tokens or req.max_tokens or min(256, engine.context_length - 1)
         rows = run([prompt], req.n, req.temperature, req.top_p, max_tokens, req.stop, req.seed)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         k = req.top_logprobs or 0
@@ -480,9 +544,11 @@ class BackgroundServer:
 
 
 def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, device: str | None = None,
-          model_name: str | None = None) -> None:
-    """Serve ``model_path`` until interrupted."""
+          model_name: str | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+          api_key: str | None = None) -> None:
+    """Serve ``model_path`` until interrupted (a warning when ``host`` is beyond loopback without ``api_key``)."""
     import uvicorn
 
-    uvicorn.run(create_app(model_path, device=device, model_name=model_name), host=host, port=port,
-                log_level="info")
+    warn_if_exposed(host, api_key, "policy server")
+    uvicorn.run(create_app(model_path, device=device, model_name=model_name, max_request_bytes=max_request_bytes,
+                           api_key=api_key), host=host, port=port, log_level="info")

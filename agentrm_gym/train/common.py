@@ -6,7 +6,8 @@
 * :class:`CompactPromptBuilder` - the policy prompt of the pipeline's tiny model: a one-line instruction,
   no one-shot example, the episode cut to a token budget (the tiny model has no prior to read a long
   instruction with, and every prompt token costs CPU time);
-* :func:`done_marker` / :func:`is_done` / :func:`read_done` - the ``done.json`` files themselves;
+* :func:`done_marker` / :func:`is_done` / :func:`read_done` - the ``done.json`` files themselves (a damaged
+  one raises :class:`~agentrm_gym.train.config.CorruptRunFile` naming it);
 * :func:`open_env` - ``make(task, split=...)``, or ``None`` plus a note when the task's extra is missing;
 * :func:`set_threads` - ``torch.set_num_threads`` once per process.
 
@@ -15,7 +16,6 @@ Atomic writes and JSONL repair come from :mod:`agentrm_gym.files`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -26,9 +26,12 @@ import gymnasium as gym
 
 from agentrm_gym.agents.prompts import Message, PromptBuilder
 from agentrm_gym.files import write_json_atomic
+from agentrm_gym.train.config import CorruptRunFile, read_json_object
 from agentrm_gym.trajectory import AgentState, Trajectory
 
 DONE = "done.json"
+__all__ = ["DONE", "CompactPromptBuilder", "CorruptRunFile", "Stage", "begin_stage", "done_marker", "is_done",
+           "open_env", "read_done", "set_threads", "short_thought", "tb_writer"]
 
 
 class CompactPromptBuilder(PromptBuilder):
@@ -104,7 +107,14 @@ def done_marker(stage_dir: str | Path, summary: dict[str, Any], started: float) 
 
 
 def read_done(stage_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(stage_dir) / DONE).read_text(encoding="utf-8"))
+    """The summary in ``<stage>/done.json``.
+
+    Raises:
+        CorruptRunFile: the file is damaged (not a JSON object); the message names it and says to delete
+            the stage directory to redo the stage.
+    """
+    stage_dir = Path(stage_dir)
+    return read_json_object(stage_dir / DONE, f"delete the stage directory {stage_dir} to redo the stage")
 
 
 def open_env(task: str, split: str) -> tuple[gym.Env | None, str]:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from agentrm_gym.core import AgentRMGymError
 
 HELD_IN = ("WebShop", "ALFWorld", "ScienceWorld")
 ALL_TASKS = ("WebShop", "ALFWorld", "ScienceWorld", "BabyAI", "Jericho", "PDDL", "Maze", "ToolQuery", "ToolOperation")
@@ -203,6 +206,35 @@ def preset(name: str) -> PipelineConfig:
     return PipelineConfig().replace(**PRESETS[name])
 
 
-def load_config(path: str) -> PipelineConfig:
-    with open(path, encoding="utf-8") as f:
-        return PipelineConfig.from_dict(json.load(f))
+class CorruptRunFile(AgentRMGymError, ValueError):
+    """A file of a run directory (``config.json``, a stage's ``done.json``) that cannot be read; the message
+    names the file and how to recover."""
+
+
+def read_json_object(path: str | Path, remedy: str) -> dict[str, Any]:
+    """The JSON object in ``path``; :class:`CorruptRunFile` naming the file (and ``remedy``) if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptRunFile(f"{path}: unreadable or damaged ({type(exc).__name__}: {exc}); {remedy}") from exc
+    if not isinstance(data, dict):
+        raise CorruptRunFile(f"{path}: damaged (expected a JSON object, got {type(data).__name__}); {remedy}")
+    return data
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """The :class:`PipelineConfig` saved in ``path`` (a run's ``config.json``).
+
+    Raises:
+        CorruptRunFile: the file is not JSON, not an object, or holds no config field (named in the message).
+    """
+    remedy = ("restore it, or delete the run directory (or just this file, to start over with the config "
+              "given now) to redo the run")
+    data = read_json_object(path, remedy)
+    known = {f.name for f in fields(PipelineConfig)}
+    if not known & set(data):
+        raise CorruptRunFile(f"{path}: damaged (no PipelineConfig field in it); {remedy}")
+    try:
+        return PipelineConfig.from_dict(data)
+    except TypeError as exc:
+        raise CorruptRunFile(f"{path}: damaged ({exc}); {remedy}") from exc

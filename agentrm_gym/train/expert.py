@@ -11,7 +11,9 @@ Writes under ``<run>/expert/``:
 AgentRM fine-tunes an 8B general model on held-in data only; our tiny policy starts from nothing, so it
 sees a few oracle episodes of every task's TRAIN split to learn each action grammar (never a test task).
 With probability ``expert_noise`` a step is a random non-oracle admissible action instead (the oracle
-then continues from the state it left), so the cloned policy is imperfect and its samples differ.
+then continues from the state it left), so the cloned policy is imperfect and its samples differ. The
+noise of an episode is seeded by the episode's identity (:func:`~agentrm_gym.train.explore.episode_seed`),
+not its position in the to-do list, so a resumed stage plays the same episodes as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from agentrm_gym.core import CHECK_VALID_ACTIONS, unwrap_text_env
 from agentrm_gym.files import repair_jsonl, write_jsonl_atomic
 from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, open_env, short_thought, tb_writer
 from agentrm_gym.train.config import PipelineConfig
+from agentrm_gym.train.explore import episode_seed
 from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
 
@@ -79,7 +82,7 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     done = {(r["task"], str(r["task_id"])) for r in read_jsonl(traj_path)} if traj_path.exists() else set()
     notes: list[str] = []
     writer = tb_writer(root, "expert")
-    for t_index, task in enumerate(cfg.sft_tasks):
+    for task in cfg.sft_tasks:
         n = cfg.expert_count(task)
         env, why = open_env(task, "train")
         if env is None:
@@ -88,8 +91,9 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         try:
             ids = unwrap_text_env(env).task_ids("train")[:n]
             todo = [i for i in ids if (task, str(i)) not in done]
-            for k, task_id in enumerate(tqdm(todo, desc=f"expert {task}", leave=False)):
-                rng = np.random.default_rng([cfg.seed, t_index, k, 17])
+            for task_id in tqdm(todo, desc=f"expert {task}", leave=False):
+                # seeded by the episode's identity: a resumed run plays the episodes an uninterrupted one plays
+                rng = np.random.default_rng([episode_seed(cfg.seed, task, str(task_id)), 17])
                 traj = noisy_expert_episode(env, task_id, cfg.seed, cfg.expert_noise, cfg.expert_max_steps, rng)
                 append_jsonl(traj_path, [traj])
         finally:

@@ -11,7 +11,10 @@ Writes under ``<run>/explore/``:
 
 * ``trees/<task>__<task_id>.jsonl`` - one node a line (:meth:`MCTSTree.to_jsonl`), written atomically;
 * ``rollouts.jsonl`` - every rollout's final trajectory (for TD(lambda) / Monte-Carlo labels);
-* ``index.jsonl`` - one line per finished tree (nodes, best outcome, cost); a re-run skips these;
+* ``index.jsonl`` - one line per finished tree (nodes, best outcome, cost); a re-run skips these. The
+  index is the commit point: a tree's rollouts are appended before its index line, so on resume the
+  rollout lines of trees the index does not hold (a run killed in between) are dropped and the tree
+  is searched again (:func:`drop_uncommitted`);
 * ``groups.jsonl`` - sampled groups, the RM's main data: on ``explore_groups`` further train ids per
   held-in task, ``eval_n`` trajectories sampled exactly as Best-of-N samples them at evaluation (same
   temperature, same step cap), every candidate's full trajectory and final progress. The RM later ranks
@@ -24,6 +27,8 @@ resumed stage plays the same episodes as an uninterrupted one.
 
 from __future__ import annotations
 
+import json
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,7 @@ from agentrm_gym.agents.planners import MCTS, BestOfN, Candidate
 from agentrm_gym.core import unwrap_text_env
 from agentrm_gym.files import repair_jsonl
 from agentrm_gym.train.common import begin_stage, open_env, tb_writer
-from agentrm_gym.train.config import PipelineConfig
+from agentrm_gym.train.config import CorruptRunFile, PipelineConfig
 from agentrm_gym.train.sft_stage import make_pipeline_policy
 from agentrm_gym.trajectory import append_jsonl, read_jsonl
 
@@ -56,6 +61,36 @@ class RecordingMCTS(MCTS):
 def episode_seed(seed: int, task: str, task_id: str) -> int:
     """A seed fixed by the run seed and the episode's identity (stable across resumes and orderings)."""
     return (seed * 1_000_003 + zlib.crc32(f"{task}/{task_id}".encode())) % (2**31 - 1)
+
+
+def drop_uncommitted(path: Path, committed: set[tuple[str, str]]) -> int:
+    """Rewrite ``path`` (JSONL of records with ``task`` / ``task_id``) without the lines of trees not in
+    ``committed`` (the index); returns how many lines were dropped. Kept lines are kept byte for byte."""
+    if not path.exists():
+        return 0
+    lines = path.read_bytes().splitlines(keepends=True)
+    kept = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            key = (rec["task"], str(rec["task_id"]))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CorruptRunFile(f"{path}:{i + 1}: damaged record ({type(exc).__name__}: {exc}); delete "
+                                 f"{path.parent} to redo the explore stage") from exc
+        if key in committed:
+            kept.append(line)
+    if len(kept) != len(lines):
+        _write_bytes_atomic(path, b"".join(kept))
+    return len(lines) - len(kept)
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _no_scores(states: list[Any]) -> np.ndarray:
@@ -116,6 +151,7 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     repair_jsonl(index)
     repair_jsonl(out / "rollouts.jsonl")
     finished = {(r["task"], str(r["task_id"])) for r in read_jsonl(index)} if index.exists() else set()
+    drop_uncommitted(out / "rollouts.jsonl", finished)  # the index is the commit point
     policy = make_pipeline_policy(policy_dir(root, cfg), cfg, seed=cfg.seed)
     writer = tb_writer(root, "explore")
     notes: list[str] = []

@@ -18,11 +18,15 @@ sampled group; the prefixes of one group at one depth; the children of one tree 
 the rollouts of one tree at one depth). The RM centres its targets within groups and is validated
 within them. Duplicate states (same text) within a group are averaged. Writes
 ``<run>/extract/pairs.jsonl`` (``{"state": {...}, "value": v, "task", "task_id", "group", "source"}`` a line)
-and ``done.json``.
+and ``done.json``, which records the pair count and the file's sha256: :func:`verify_pairs` (called by the
+train-rm stage) checks both, so a ``pairs.jsonl`` damaged after extract finished (cut mid-record, lines
+lost) is an error naming the file instead of an RM silently trained on part of the data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -31,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from agentrm_gym.files import write_jsonl_atomic
-from agentrm_gym.train.common import begin_stage
-from agentrm_gym.train.config import PipelineConfig
+from agentrm_gym.train.common import begin_stage, is_done, read_done
+from agentrm_gym.train.config import CorruptRunFile, PipelineConfig
 from agentrm_gym.trajectory import AgentState, read_jsonl, state_from_dict, state_to_dict
 
 
@@ -160,11 +164,51 @@ def run_extract(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         records += group_records(list(read_jsonl(groups_file)), cfg.group_prefix_stride)
     records = dedupe_records(records)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl_atomic(out / "pairs.jsonl", [{**r, "state": state_to_dict(r["state"])} for r in records])
+    pairs_file = write_jsonl_atomic(out / "pairs.jsonl", [{**r, "state": state_to_dict(r["state"])} for r in records])
+    digest = hashlib.sha256(pairs_file.read_bytes()).hexdigest()
     values = np.array([r["value"] for r in records]) if records else np.zeros(0)
     per_task = {t: sum(1 for r in records if r["task"] == t) for t in sorted({r["task"] for r in records})}
     per_source = {k: sum(1 for r in records if r["source"] == k) for k in sorted({r["source"] for r in records})}
-    return stage.finish({"labels": cfg.labels, "pairs": len(records), "per_task": per_task, "per_source": per_source,
+    return stage.finish({"labels": cfg.labels, "pairs": len(records), "pairs_sha256": digest,
+                         "per_task": per_task, "per_source": per_source,
                          "value_mean": float(values.mean()) if len(values) else None,
                          "value_std": float(values.std()) if len(values) else None,
                          "nonzero_fraction": float(np.mean(values > 0)) if len(values) else None})
+
+
+def verify_pairs(root: str | Path) -> int:
+    """Check ``<run>/extract/pairs.jsonl`` against what the extract stage recorded in its ``done.json``
+    (the sha256 of the file and the number of pairs; older runs have only the count); every line must be a
+    complete JSON record. Returns the number of pairs.
+
+    Raises:
+        CorruptRunFile: the file is missing, changed, cut short or holds a damaged line (the message names
+            it and says to delete ``extract/`` to redo the stage).
+    """
+    extract = Path(root) / "extract"
+    path = extract / "pairs.jsonl"
+    remedy = f"delete {extract} to redo the extract stage"
+    if not path.is_file():
+        raise CorruptRunFile(f"{path}: missing; {remedy}")
+    data = path.read_bytes()
+    summary = read_done(extract) if is_done(extract) else {}
+    want_sha = summary.get("pairs_sha256")
+    if want_sha is not None and hashlib.sha256(data).hexdigest() != want_sha:
+        raise CorruptRunFile(f"{path}: changed since the extract stage wrote it (sha256 differs from "
+                             f"{extract / 'done.json'}: cut short or edited); {remedy}")
+    lines = data.splitlines()
+    if data and not data.endswith(b"\n"):
+        raise CorruptRunFile(f"{path}: the last record is cut short (no final newline); {remedy}")
+    n = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptRunFile(f"{path}:{i + 1}: damaged record ({exc}); {remedy}") from exc
+        n += 1
+    want = summary.get("pairs")
+    if want is not None and n != want:
+        raise CorruptRunFile(f"{path}: {n} pairs where the extract stage wrote {want}; {remedy}")
+    return n

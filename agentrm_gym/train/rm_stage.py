@@ -64,6 +64,9 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     stage = begin_stage(root, "rm", threads=cfg.threads, mkdir=False)
     if stage.done:
         return stage.summary
+    from agentrm_gym.train.extract import verify_pairs
+
+    verify_pairs(root)  # extract/pairs.jsonl whole (count and sha256 of extract/done.json), not part of it
     from agentrm_gym.trajectory import state_from_dict
 
     out = stage.out

@@ -5,6 +5,7 @@ same fields (asin, title, price, category path, query, product type, attributes,
 bullet points, rating, reviews) from :mod:`.vocab`. :func:`ensure_catalogue` builds it once into
 ``cache_dir("webshop")/catalogue-v<VERSION>-seed<seed>-n<n>.sqlite`` (written to a temporary file and
 renamed, so concurrent builders never leave a half-written file) and every env then opens it read-only.
+A cached file is checked once per process (``PRAGMA quick_check``, the meta table) and rebuilt if damaged.
 
 Search is SQLite FTS5 with BM25 ranking over title, product type, attributes and options; the query is reduced to quoted word tokens joined with OR (Lucene's default "should" clauses
 in WebShop's pyserini index), so no user text is ever parsed as FTS5 syntax.
@@ -19,6 +20,7 @@ import re
 import sqlite3
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agentrm_gym.cache import cache_dir
+from agentrm_gym.core import AgentRMGymError
 from agentrm_gym.envs.webshop.vocab import (
     AUDIENCES,
     BRAND_SYLLABLES,
@@ -240,12 +243,66 @@ def build_catalogue(path: Path, num_products: int = DEFAULT_NUM_PRODUCTS, seed: 
     return elapsed
 
 
+class CatalogueError(AgentRMGymError, ValueError):
+    """A catalogue file that cannot be read (the message names it)."""
+
+
+#: Cached catalogue files this process checked: ``(path, size, mtime_ns)``.
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def catalogue_problem(path: Path, num_products: int | None = None, seed: int | None = None) -> str | None:
+    """Why the catalogue file ``path`` cannot be used (``None`` if it can): SQLite's ``PRAGMA quick_check``
+    (page and record structure), then the meta table (version, and ``num_products`` / ``seed`` if given),
+    the product count and the search vocabulary. A few tens of ms for the default catalogue."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            check = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
+            if check != ["ok"]:
+                found = [line.strip() for c in check for line in str(c).splitlines() if line.strip()]
+                return "PRAGMA quick_check: " + "; ".join(found)[:500]
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            want = {"version": str(VERSION)}
+            if num_products is not None:
+                want["num_products"] = str(num_products)
+            if seed is not None:
+                want["seed"] = str(seed)
+            wrong = {k: meta.get(k) for k, v in want.items() if meta.get(k) != v}
+            if wrong:
+                return f"meta {wrong} where {want} was expected"
+            count = int(conn.execute("SELECT COUNT(*) FROM products").fetchone()[0])
+            if count != int(meta.get("num_products", -1)):
+                return f"{count} products where the meta table says {meta.get('num_products')}"
+            conn.execute("SELECT term, doc FROM products_vocab LIMIT 1").fetchall()
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def ensure_catalogue(num_products: int = DEFAULT_NUM_PRODUCTS, seed: int = DEFAULT_SEED,
                      progress: bool = True) -> Path:
-    """The path of the cached catalogue, building it first if it is not there yet."""
+    """The path of the cached catalogue, building it first if it is not there yet.
+
+    A cached file is checked once per process (:func:`catalogue_problem`); a damaged one (a disk error, a
+    copy cut short, a file from another build) is rebuilt, with a warning, instead of failing later in
+    ``gym.make`` or in the middle of an episode.
+    """
     path = catalogue_path(num_products, seed)
-    if not path.exists():
-        build_catalogue(path, num_products, seed, progress=progress)
+    if path.exists():
+        st = path.stat()
+        if (str(path), st.st_size, st.st_mtime_ns) in _VERIFIED:
+            return path
+        problem = catalogue_problem(path, num_products, seed)
+        if problem is None:
+            _VERIFIED.add((str(path), st.st_size, st.st_mtime_ns))
+            return path
+        warnings.warn(f"{path}: the cached WebShop catalogue is damaged ({problem}); rebuilding it", stacklevel=2)
+    build_catalogue(path, num_products, seed, progress=progress)
+    st = path.stat()
+    _VERIFIED.add((str(path), st.st_size, st.st_mtime_ns))
     return path
 
 
@@ -291,13 +348,17 @@ class Catalogue:
 
     def __init__(self, path: Path | str, cache_size: int = 4096):
         self.path = Path(path)
-        self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        self._conn.execute("PRAGMA query_only = 1")
         self._cache: dict[str, Product] = {}
         self._cache_size = cache_size
         self._weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-        self._doc_freq = dict(self._conn.execute("SELECT term, doc FROM products_vocab").fetchall())
-        self._max_postings = int(MAX_POSTINGS * len(self))
+        try:
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._conn.execute("PRAGMA query_only = 1")
+            self._doc_freq = dict(self._conn.execute("SELECT term, doc FROM products_vocab").fetchall())
+            self._max_postings = int(MAX_POSTINGS * len(self))
+        except sqlite3.Error as exc:
+            raise CatalogueError(f"{self.path}: not a readable WebShop catalogue ({type(exc).__name__}: {exc}); "
+                                 "delete it and ensure_catalogue() builds it again") from exc
 
     def close(self) -> None:
         self._conn.close()
