@@ -143,6 +143,15 @@ def test_paired_gain_mean_and_ci() -> None:
     assert "+10.0 [+10.0, +10.0]" in md
 
 
+def test_paired_gain_ci_contains_its_mean_with_one_episode() -> None:
+    a = {("A", "1"): (0.0, 0.1), ("B", "1"): (0.0, 0.7)}
+    b = {("A", "1"): (0.0, 0.3), ("B", "1"): (0.0, 0.2)}
+    g = tab.paired_gain(a, b, ["A", "B"], held_in=["A"], resamples=50)
+    for cell in g.values():
+        if cell["mean"] is not None:
+            assert cell["lo"] <= cell["mean"] <= cell["hi"]
+
+
 def test_candidate_rows_pick_the_argmax() -> None:
     cands = [{"task": "A", "task_id": "1", "candidates": [{"success": False, "progress": 0.2},
                                                           {"success": True, "progress": 1.0},

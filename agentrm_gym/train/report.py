@@ -278,8 +278,8 @@ def plot_gains(results: Mapping[str, Any], path: Path, baseline: str = "sample")
                     continue
                 xs.append(mi + (gi - (len(groups) - 1) / 2) * width)
                 ys.append(mean)
-                lo.append(mean - a if a is not None else 0.0)
-                hi.append(b - mean if b is not None else 0.0)
+                lo.append(max(0.0, mean - a) if a is not None else 0.0)  # float rounding can put the mean a hair outside its CI
+                hi.append(max(0.0, b - mean) if b is not None else 0.0)
             if xs:
                 ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=GROUP_LABELS[g], color=colors[gi])
         ax.axhline(0, color="0.3", lw=0.8)

@@ -122,6 +122,7 @@ def paired_gain(a: Mapping[tuple[str, str], Outcome], b: Mapping[tuple[str, str]
                 boots += d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
             boots /= len(members)
             lo, hi = (float(x) for x in np.percentile(boots, [2.5, 97.5]))
+            lo, hi = min(lo, mean), max(hi, mean)  # the bootstrap mean of a constant can differ by rounding
             out[name] = {"mean": mean, "lo": lo, "hi": hi, "episodes": int(sum(len(diffs[t]) for t in members))}
     return out
 
