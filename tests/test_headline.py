@@ -164,7 +164,7 @@ def test_candidate_rows_pick_the_argmax() -> None:
 
 
 def test_results_json_is_strict() -> None:
-    from agentrm_gym.train.evaluate import _strict
+    from agentrm_gym.files import strict_json
 
-    text = json.dumps(_strict({"a": float("nan"), "b": [1.0, float("inf")]}), allow_nan=False)
+    text = json.dumps(strict_json({"a": float("nan"), "b": [1.0, float("inf")]}), allow_nan=False)
     assert text == '{"a": null, "b": [1.0, null]}'

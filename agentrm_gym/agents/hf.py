@@ -202,12 +202,10 @@ class HFGenerator:
             u = distinct[p]
             rows = raw[u][taken[u]:taken[u] + n]
             taken[u] += n
-            out = []
-            for r in rows:
-                sample = self._finish(r.token_ids, r.token_logprobs, stop, max_new_tokens, positional=True)
-                out.append(sample if not r.stopped else Sample(sample.text, sample.token_ids, sample.token_logprobs,
-                                                               "stop"))
-            results.append(out)
+            # a row the sampler stopped (eos or a stop string) is shorter than the cap or holds the stop
+            # string, so _finish reports "stop" for it as for the generate path
+            results.append([self._finish(r.token_ids, r.token_logprobs, stop, max_new_tokens, positional=True)
+                            for r in rows])
         return results
 
     def _finish(self, tokens: list[int], logps: Any, stop: Sequence[str], max_new_tokens: int,

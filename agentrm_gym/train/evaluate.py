@@ -211,22 +211,11 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                 if not math.isnan(v):
                     writer.add_scalar(f"charts/{tag}/{k}", v, 0)
         writer.close()
-    write_json_atomic(out / "results.json", _strict(results))
+    write_json_atomic(out / "results.json", results)  # strict JSON: NaN -> null (files.strict_json)
     tasks = list(cfg.eval_tasks)
     write_text_atomic(out / "table.md", tab.render_markdown(results, tasks, list(cfg.rm_tasks)))
     return stage.finish({"results": str(out / "results.json"), "table": str(out / "table.md"),
                          "episodes": results["episodes"], "method_seconds": results["method_seconds"]})
-
-
-def _strict(obj: Any) -> Any:
-    """``obj`` with NaN / inf floats as ``None`` (strict JSON readers reject bare ``NaN``)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    return obj
 
 
 def render_markdown(results: dict[str, Any], tasks: list[str], held_in: list[str]) -> str:

@@ -74,11 +74,11 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     if len(pairs) < 2:
         raise ValueError(f"{root}/extract/pairs.jsonl holds {len(pairs)} pairs; the RM needs at least 2 "
                          "(explore more trees or groups, or lower min_visits)")
+    records = [{**p, "state": state_from_dict(p["state"])} for p in pairs]  # parsed once, for every trainer
     if cfg.rm_kind == "pooled":
         from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
 
         writer = tb_writer(root, "rm")
-        records = [{**p, "state": state_from_dict(p["state"])} for p in pairs]
         rm = train_pooled_rm(records, PooledConfig(backbone=cfg.rm_backbone, max_length=cfg.rm_max_length,
                                                    alphas=list(cfg.rm_alphas), seed=cfg.seed),
                              out_dir=out, fmt=rm_format(cfg), writer=writer)
@@ -99,6 +99,5 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"rm": str(out), "kind": card.get("kind"), "backbone": card.get("backbone"),
                                "training": card.get("training"), "metrics": card.get("metrics")}
     if "implicit" in cfg.eval_rms:
-        summary["implicit"] = train_implicit(cfg, Path(root), [{**p, "state": state_from_dict(p["state"])}
-                                                               for p in pairs])
+        summary["implicit"] = train_implicit(cfg, Path(root), records)
     return stage.finish(summary)
