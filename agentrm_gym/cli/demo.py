@@ -8,6 +8,7 @@ import typer
 from tqdm import tqdm
 
 from agentrm_gym.cli.envs import format_table
+from agentrm_gym.cli.pipeline import RAY_OPT, WORKERS_OPT, scale_overrides
 from agentrm_gym.registry import TASKS, get_spec, make, missing_requirements
 
 
@@ -58,11 +59,13 @@ def baselines(
 def demo(
     out: str = typer.Option("runs/demo", "--out", help="run directory; re-running resumes it and skips finished stages"),
     overrides: list[str] = typer.Option([], "--set", help="override a pipeline config field, e.g. --set eval_episodes=4"),
+    workers: int = WORKERS_OPT,
+    ray: str = RAY_OPT,
 ) -> None:
     """The headline: expert -> SFT -> MCTS -> value RM on 3 held-in tasks -> greedy vs Best-of-5 on all 9."""
     from agentrm_gym.train.pipeline import preset, run_pipeline
 
-    cfg = preset("demo").override(list(overrides))
+    cfg = preset("demo").override(scale_overrides(overrides, workers, ray))
     typer.echo(f"run directory: {out} (agentrm table --out {out} prints the tables again)")
     record = run_pipeline(cfg, out, log=typer.echo)
     typer.echo(record.get("table_md", ""))

@@ -42,6 +42,16 @@ def _config(preset_name: str, overrides: list[str] | None, out: str | None) -> t
 
 PRESET_OPT = typer.Option("", "--preset", help="smoke | demo | full (default: the run's saved config, else demo)")
 SET_OPT = typer.Option(None, "--set", help="override a config field: --set eval_episodes=4 (repeatable)")
+WORKERS_OPT = typer.Option(None, "--workers", help="worker processes for expert/explore/evaluate (0: one per core); "
+                                                   "same output for any number")
+RAY_OPT = typer.Option(None, "--ray", help="run the workers on Ray: local | auto | a cluster address "
+                                           "(needs ray: the dist extra of agentrm-gym)")
+
+
+def scale_overrides(overrides: list[str] | None, workers: int | None, ray: str | None) -> list[str]:
+    """``--workers`` / ``--ray`` as the ``--set`` overrides they stand for."""
+    extra = [f"workers={workers}"] if workers is not None else []
+    return list(overrides or []) + extra + ([f"ray={ray}"] if ray is not None else [])
 
 
 def _stage_command(stage: str):  # noqa: ANN202 - typer reads the signature
@@ -49,10 +59,12 @@ def _stage_command(stage: str):  # noqa: ANN202 - typer reads the signature
         out: str = typer.Option(..., "--out", help="the run directory (shared by all stages of one run)"),
         preset_name: str = PRESET_OPT,
         overrides: list[str] = SET_OPT,
+        workers: int = WORKERS_OPT,
+        ray: str = RAY_OPT,
     ) -> None:
         from agentrm_gym.train.pipeline import run_stage
 
-        cfg, root = _config(preset_name, overrides, out)
+        cfg, root = _config(preset_name, scale_overrides(overrides, workers, ray), out)
         summary = run_stage(cfg, root, stage)
         typer.echo(json.dumps(summary, indent=1, default=str))
         if stage == "evaluate":
@@ -70,6 +82,8 @@ def run_all(
     overrides: list[str] = SET_OPT,
     stages: str = typer.Option("", "--stages", help="comma-separated subset: expert,sft,explore,extract,train-rm,evaluate"),
     fields: bool = typer.Option(False, "--fields", help="list the config fields with their help and exit"),
+    workers: int = WORKERS_OPT,
+    ray: str = RAY_OPT,
 ) -> None:
     """Run the whole AgentRM pipeline (finished stages of an existing --out are skipped) and print Table 1."""
     from agentrm_gym.train.pipeline import field_help, run_pipeline
@@ -78,7 +92,7 @@ def run_all(
         for name, text in field_help().items():
             typer.echo(f"{name:26s} {text}")
         return
-    cfg, root = _config(preset_name, overrides, out)
+    cfg, root = _config(preset_name, scale_overrides(overrides, workers, ray), out)
     typer.echo(f"run directory: {root}")
     record = run_pipeline(cfg, root, [s.strip() for s in stages.split(",") if s.strip()] or None, log=typer.echo)
     if "table_md" in record:

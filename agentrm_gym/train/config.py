@@ -36,7 +36,11 @@ class PipelineConfig:
 
     name: str = _f("pipeline", "run name: the run directory is runs/{name}__pipeline__{seed}__{time}")
     seed: int = _f(0, "seed of every stage (task choice, sampling, initialisation)")
-    threads: int = _f(0, "torch threads (0: all cores, at most 2)")
+    threads: int = _f(0, "torch threads (0: all cores, at most 2); split among the workers")
+    workers: int = _f(1, "worker processes of expert, explore and evaluate (0: one per core); the output for "
+                         "a seed is the same for any number")
+    ray: str = _f("", "run those workers on Ray: local (start one with `workers` CPUs), auto (this machine's "
+                      "cluster) or a cluster address; needs agentrm-gym[dist]")
     # ----------------------------------------------------------------- tasks
     sft_tasks: list[str] = _f(list(ALL_TASKS), "tasks whose TRAIN split the expert plays for SFT data")
     rm_tasks: list[str] = _f(list(HELD_IN), "held-in tasks: MCTS exploration and RM training data")

@@ -32,15 +32,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.agents.evaluation import run_episodes
 from agentrm_gym.agents.planners import make_planner
 from agentrm_gym.core import unwrap_text_env
 from agentrm_gym.files import repair_jsonl, write_json_atomic, write_text_atomic
 from agentrm_gym.train import table as tab
 from agentrm_gym.train.common import begin_stage, open_env, tb_writer
 from agentrm_gym.train.config import PipelineConfig
-from agentrm_gym.train.explore import episode_seed, policy_dir
-from agentrm_gym.train.sft_stage import make_pipeline_policy
+from agentrm_gym.train.context import StageContext, canonical_jsonl, play, policy_dir
+from agentrm_gym.train.explore import episode_seed
 from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
 EXPLICIT = "explicit"
@@ -111,7 +110,7 @@ def rescore(candidates: Sequence[dict[str, Any]], rm: Any, path: str | Path, des
     return done
 
 
-def load_extra_rm(name: str, root: Path, cfg: PipelineConfig, policy: Any) -> Any:
+def load_extra_rm(name: str, root: Path, cfg: PipelineConfig, ctx: StageContext) -> Any:
     """An RM of ``eval_rms``: ``implicit`` (trained by the train-rm stage) or ``judge`` (the SFT policy)."""
     from agentrm_gym.rm.format import RMFormat
 
@@ -122,6 +121,7 @@ def load_extra_rm(name: str, root: Path, cfg: PipelineConfig, policy: Any) -> An
     if name == "judge":
         from agentrm_gym.rm.judge import JudgeRewardModel
 
+        policy = ctx.policy
         return JudgeRewardModel(policy.model, policy.tokenizer, RMFormat(style=cfg.rm_text),
                                 max_length=min(512, cfg.context), backbone=policy_dir(root, cfg))
     raise ValueError(f"unknown eval RM {name!r}; use implicit or judge")
@@ -150,8 +150,28 @@ def build_results(cfg: PipelineConfig, out: Path, extra_scores: dict[str, Any] |
             "method_seconds": seconds}
 
 
+def episode_job(ctx: StageContext, job: tuple[str, str, str]) -> dict[str, Any]:
+    """One evaluation episode ``(task, method, task_id)`` (a worker's job): its episode record and, for
+    Best-of-N, the record of its candidates."""
+    task, method, task_id = job
+    cfg = ctx.cfg
+    planner = make_planner(method, ctx.policy, None if method == "greedy" else ctx.rm,
+                           temperature=None if method == "greedy" else cfg.temperature,
+                           max_steps=cfg.eval_max_steps or None)
+    res = planner.run(ctx.env(task, "test"), task_id, seed=episode_seed(cfg.seed, task, task_id))
+    traj = res.trajectory
+    episode = {"method": method, "task": task, "task_id": task_id, "success": bool(traj.success),
+               "progress": float(traj.progress), "steps": len(traj.steps),
+               "actions": [s.action for s in traj.steps], "cost": res.cost.to_dict(),
+               "candidates": [{"success": bool(c.success), "progress": float(c.progress),
+                               "score": c.meta.get("score")} for c in res.candidates]}
+    return {"episode": episode,
+            "candidates": _candidate_record(task, task_id, method, res) if method.startswith("bon") else None}
+
+
 def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
-    """Play the evaluation episodes (resumable), re-score the candidates, write the results and tables."""
+    """Play the evaluation episodes (resumable; ``cfg.workers`` processes), re-score the candidates, write
+    the results and tables."""
     stage = begin_stage(root, "eval", threads=cfg.threads)
     if stage.done:
         return stage.summary
@@ -161,47 +181,46 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     repair_jsonl(ep_path)
     repair_jsonl(cand_path)
     done = {(r["method"], r["task"], str(r["task_id"])) for r in read_jsonl(ep_path)} if ep_path.exists() else set()
-    policy = make_pipeline_policy(policy_dir(root, cfg), cfg, seed=cfg.seed)
-    rm = None
-    if any(m != "greedy" for m in cfg.eval_methods) or cfg.rm_eval_episodes:
-        from agentrm_gym.rm import load_reward_model
-
-        rm = load_reward_model(root / "rm")
+    ctx = StageContext(cfg.to_dict(), root)
     notes: dict[str, str] = {}
-    for task in cfg.eval_tasks:
-        env, why = open_env(task, "test")
+    order: list[tuple[str, str, str]] = []
+
+    def jobs_of(task: str) -> list[tuple[str, str, str]]:
+        env, why = ctx.try_env(task, "test")
         if env is None:
             notes[task] = why
-            continue
-        try:
-            ids = eval_ids([str(i) for i in unwrap_text_env(env).task_ids("test")], cfg.eval_episodes)
-            for method in cfg.eval_methods:
-                mine = eval_ids(ids, cfg.beam_episodes) if method.startswith("beam") and cfg.beam_episodes else ids
-                todo = [(k, i) for k, i in enumerate(mine) if (method, task, i) not in done]
-                if not todo:
-                    continue
-                planner = make_planner(method, policy, None if method == "greedy" else rm,
-                                       temperature=None if method == "greedy" else cfg.temperature,
-                                       max_steps=cfg.eval_max_steps or None)
-                for _, task_id, res in run_episodes(planner, env, todo, cfg.seed, f"eval {task} {method}",
-                                                    seed_of=lambda _k, i, t=task: episode_seed(cfg.seed, t, i)):
-                    traj = res.trajectory
-                    if method.startswith("bon"):  # the candidates first: an episode line means both exist
-                        append_jsonl(cand_path, [_candidate_record(task, task_id, method, res)])
-                    append_jsonl(ep_path, [{
-                        "method": method, "task": task, "task_id": task_id, "success": bool(traj.success),
-                        "progress": float(traj.progress), "steps": len(traj.steps),
-                        "actions": [s.action for s in traj.steps], "cost": res.cost.to_dict(),
-                        "candidates": [{"success": bool(c.success), "progress": float(c.progress),
-                                        "score": c.meta.get("score")} for c in res.candidates]}])
-        finally:
-            env.close()
+            return []
+        ids = eval_ids([str(i) for i in unwrap_text_env(env).task_ids("test")], cfg.eval_episodes)
+        mine = {m: eval_ids(ids, cfg.beam_episodes) if m.startswith("beam") and cfg.beam_episodes else ids
+                for m in cfg.eval_methods}
+        jobs = [(task, m, i) for m in cfg.eval_methods for i in mine[m]]
+        order.extend(jobs)
+        return [j for j in jobs if (j[1], j[0], j[2]) not in done]
+
+    try:
+        for _, res in play(ctx, episode_job, cfg.eval_tasks, jobs_of, "eval"):
+            if res["candidates"] is not None:  # the candidates first: an episode line means both exist
+                append_jsonl(cand_path, [res["candidates"]])
+            append_jsonl(ep_path, [res["episode"]])
+        ctx.close_envs()
+        canonical_jsonl(ep_path, lambda r: (r["task"], r["method"], str(r["task_id"])), order)
+        canonical_jsonl(cand_path, lambda r: (r["task"], r["method"], str(r["task_id"])), order)
+        result = _finish(cfg, ctx, out, notes)
+    finally:
+        ctx.close()
+    return stage.finish(result)
+
+
+def _finish(cfg: PipelineConfig, ctx: StageContext, out: Path, notes: dict[str, str]) -> dict[str, Any]:
+    """Re-score the candidates with the extra RMs, check RM quality, write results.json, table.md, TB."""
+    root = ctx.root
+    cand_path = out / "candidates.jsonl"
     cands = list(read_jsonl(cand_path)) if cand_path.exists() else []
     extra = {}
     for name in cfg.eval_rms:
-        extra[name] = rescore(cands, load_extra_rm(name, root, cfg, policy), out / "scores" / f"{name}.jsonl",
+        extra[name] = rescore(cands, load_extra_rm(name, root, cfg, ctx), out / "scores" / f"{name}.jsonl",
                               desc=f"rescore {name}")
-    quality = _rm_quality(cfg, rm, out) if rm is not None and cfg.rm_eval_episodes else []
+    quality = _rm_quality(cfg, ctx.rm, out) if cfg.rm_eval_episodes else []
     results = build_results(cfg, out, extra, notes, quality)
     writer = tb_writer(root, "eval")
     if writer is not None:
@@ -214,8 +233,8 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     write_json_atomic(out / "results.json", results)  # strict JSON: NaN -> null (files.strict_json)
     tasks = list(cfg.eval_tasks)
     write_text_atomic(out / "table.md", tab.render_markdown(results, tasks, list(cfg.rm_tasks)))
-    return stage.finish({"results": str(out / "results.json"), "table": str(out / "table.md"),
-                         "episodes": results["episodes"], "method_seconds": results["method_seconds"]})
+    return {"results": str(out / "results.json"), "table": str(out / "table.md"),
+            "episodes": results["episodes"], "method_seconds": results["method_seconds"]}
 
 
 def render_markdown(results: dict[str, Any], tasks: list[str], held_in: list[str]) -> str:

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from agentrm_gym.agents.prompts import to_sharegpt
 from agentrm_gym.agents.runner import initial_state, step_record, to_trajectory
 from agentrm_gym.core import CHECK_VALID_ACTIONS, unwrap_text_env
 from agentrm_gym.files import repair_jsonl, write_jsonl_atomic
-from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, open_env, short_thought, tb_writer
+from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, short_thought, tb_writer
 from agentrm_gym.train.config import PipelineConfig
+from agentrm_gym.train.context import StageContext, canonical_jsonl, play
 from agentrm_gym.train.explore import episode_seed
 from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
@@ -71,8 +71,19 @@ def noisy_expert_episode(env: Any, task_id: str, seed: int, noise: float, max_st
                          sampling={"expert_noise": noise}, meta={"noisy_steps": noisy})
 
 
+def expert_job(ctx: StageContext, job: tuple[str, str]) -> dict[str, Any]:
+    """One expert episode ``(task, task_id)`` on ``ctx``'s train env (a worker's job): its trajectory."""
+    task, task_id = job
+    cfg = ctx.cfg
+    # seeded by the episode's identity: a resumed run plays the episodes an uninterrupted one plays
+    rng = np.random.default_rng([episode_seed(cfg.seed, task, task_id), 17])
+    env = ctx.env(task, "train")
+    return noisy_expert_episode(env, task_id, cfg.seed, cfg.expert_noise, cfg.expert_max_steps, rng).to_dict()
+
+
 def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
-    """Play the expert episodes (resumable) and write the ShareGPT file; returns the stage summary."""
+    """Play the expert episodes (resumable; ``cfg.workers`` processes) and write the ShareGPT file; returns
+    the stage summary."""
     stage = begin_stage(root, "expert")
     if stage.done:
         return stage.summary
@@ -82,22 +93,24 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     done = {(r["task"], str(r["task_id"])) for r in read_jsonl(traj_path)} if traj_path.exists() else set()
     notes: list[str] = []
     writer = tb_writer(root, "expert")
-    for task in cfg.sft_tasks:
-        n = cfg.expert_count(task)
-        env, why = open_env(task, "train")
+    ctx = StageContext(cfg.to_dict(), root)
+    order: list[tuple[str, str]] = []
+
+    def jobs_of(task: str) -> list[tuple[str, str]]:
+        env, why = ctx.try_env(task, "train")
         if env is None:
             notes.append(why)
-            continue
-        try:
-            ids = unwrap_text_env(env).task_ids("train")[:n]
-            todo = [i for i in ids if (task, str(i)) not in done]
-            for task_id in tqdm(todo, desc=f"expert {task}", leave=False):
-                # seeded by the episode's identity: a resumed run plays the episodes an uninterrupted one plays
-                rng = np.random.default_rng([episode_seed(cfg.seed, task, str(task_id)), 17])
-                traj = noisy_expert_episode(env, task_id, cfg.seed, cfg.expert_noise, cfg.expert_max_steps, rng)
-                append_jsonl(traj_path, [traj])
-        finally:
-            env.close()
+            return []
+        ids = [(task, str(i)) for i in unwrap_text_env(env).task_ids("train")[: cfg.expert_count(task)]]
+        order.extend(ids)
+        return [i for i in ids if i not in done]
+
+    try:
+        for _, traj in play(ctx, expert_job, cfg.sft_tasks, jobs_of, "expert"):
+            append_jsonl(traj_path, [traj])
+    finally:
+        ctx.close()
+    canonical_jsonl(traj_path, lambda r: (r["task"], str(r["task_id"])), order)  # the same file for any workers
     trajs = [Trajectory.from_dict(r) for r in read_jsonl(traj_path)] if traj_path.exists() else []
     builder = CompactPromptBuilder()
     write_jsonl_atomic(out / "sft.jsonl", [to_sharegpt(t, builder, f"{t.task}_{t.task_id}") for t in trajs])

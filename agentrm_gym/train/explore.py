@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from agentrm_gym.agents.planners import MCTS, BestOfN, Candidate
 from agentrm_gym.core import unwrap_text_env
-from agentrm_gym.files import repair_jsonl
-from agentrm_gym.train.common import begin_stage, open_env, tb_writer
+from agentrm_gym.files import repair_jsonl, write_jsonl_atomic
+from agentrm_gym.train.common import begin_stage, tb_writer
 from agentrm_gym.train.config import CorruptRunFile, PipelineConfig
-from agentrm_gym.train.sft_stage import make_pipeline_policy
+from agentrm_gym.train.context import StageContext, canonical_jsonl, play
 from agentrm_gym.trajectory import append_jsonl, read_jsonl
 
 
@@ -97,47 +96,72 @@ def _no_scores(states: list[Any]) -> np.ndarray:
     return np.zeros(len(states))
 
 
-def sample_groups(cfg: PipelineConfig, root: str | Path, policy: Any, writer: Any = None) -> list[str]:
+def group_job(ctx: StageContext, job: tuple[str, str]) -> dict[str, Any]:
+    """One sampled group ``(task, task_id)`` (a worker's job): ``bon_n`` trajectories as Best-of-N samples them."""
+    task, task_id = job
+    cfg = ctx.cfg
+    planner = BestOfN(ctx.policy, _no_scores, n=cfg.bon_n, temperature=cfg.temperature,
+                      max_steps=cfg.eval_max_steps or None)
+    seed = episode_seed(cfg.seed, task, task_id)
+    result = planner.run(ctx.env(task, "train"), task_id, seed=seed)
+    cands = [{"progress": float(c.progress), "success": bool(c.success), "trajectory": c.to_dict()}
+             for c in result.candidates]
+    return {"task": task, "task_id": task_id, "seed": seed, "n": cfg.bon_n, "temperature": cfg.temperature,
+            "candidates": cands, "cost": result.cost.to_dict()}
+
+
+def sample_groups(cfg: PipelineConfig, ctx: StageContext, writer: Any = None) -> list[str]:
     """Append one record per sampled group to ``explore/groups.jsonl`` (resumable); returns notes."""
-    out = Path(root) / "explore"
-    path = out / "groups.jsonl"
+    path = ctx.root / "explore" / "groups.jsonl"
     repair_jsonl(path)
     finished = {(r["task"], str(r["task_id"])) for r in read_jsonl(path)} if path.exists() else set()
     notes: list[str] = []
-    planner = BestOfN(policy, _no_scores, n=cfg.bon_n, temperature=cfg.temperature,
-                      max_steps=cfg.eval_max_steps or None)
-    for task in cfg.rm_tasks:
+    order: list[tuple[str, str]] = []
+
+    def jobs_of(task: str) -> list[tuple[str, str]]:
         if cfg.group_count(task) <= 0:
-            continue
-        env, why = open_env(task, "train")
+            return []
+        env, why = ctx.try_env(task, "train")
         if env is None:
             notes.append(why)
-            continue
-        try:
-            ids = [str(i) for i in unwrap_text_env(env).task_ids("train")]
-            skip = cfg.expert_count(task) + cfg.explore_trees
-            ids = (ids[skip:] if len(ids) > skip else ids)[: cfg.group_count(task)]
-            todo = [i for i in ids if (task, i) not in finished]
-            for task_id in tqdm(todo, desc=f"sample groups {task}", leave=False):
-                seed = episode_seed(cfg.seed, task, task_id)
-                result = planner.run(env, task_id, seed=seed)
-                cands = [{"progress": float(c.progress), "success": bool(c.success), "trajectory": c.to_dict()}
-                         for c in result.candidates]
-                append_jsonl(path, [{"task": task, "task_id": task_id, "seed": seed, "n": cfg.bon_n,
-                                     "temperature": cfg.temperature, "candidates": cands,
-                                     "cost": result.cost.to_dict()}])
-                if writer is not None:
-                    writer.add_scalar(f"explore/{task}_group_mean_progress",
-                                      float(np.mean([c["progress"] for c in cands])), len(finished))
-                finished.add((task, task_id))
-        finally:
-            env.close()
+            return []
+        ids = [str(i) for i in unwrap_text_env(env).task_ids("train")]
+        skip = cfg.expert_count(task) + cfg.explore_trees
+        ids = (ids[skip:] if len(ids) > skip else ids)[: cfg.group_count(task)]
+        order.extend((task, i) for i in ids)
+        return [(task, i) for i in ids if (task, i) not in finished]
+
+    for _, rec in play(ctx, group_job, cfg.rm_tasks, jobs_of, "sample groups"):
+        append_jsonl(path, [rec])
+        if writer is not None:
+            writer.add_scalar(f"explore/{rec['task']}_group_mean_progress",
+                              float(np.mean([c["progress"] for c in rec["candidates"]])), len(finished))
+        finished.add((rec["task"], rec["task_id"]))
+    canonical_jsonl(path, _key, order)
     return notes
 
 
-def policy_dir(root: str | Path, cfg: PipelineConfig) -> str:
-    """The policy of the run: ``cfg.policy`` or the SFT stage's output."""
-    return cfg.policy or str(Path(root) / "sft" / "policy")
+def _key(rec: dict[str, Any]) -> tuple[str, str]:
+    return rec["task"], str(rec["task_id"])
+
+
+def tree_job(ctx: StageContext, job: tuple[str, str]) -> dict[str, Any]:
+    """One MCTS tree ``(task, task_id)`` (a worker's job): its node records, rollouts and index line."""
+    task, task_id = job
+    cfg = ctx.cfg
+    planner = RecordingMCTS(ctx.policy, None, iterations=cfg.mcts_iterations, k=cfg.mcts_k, c=cfg.mcts_c,
+                            rollouts=cfg.mcts_rollouts, temperature=cfg.temperature, max_steps=cfg.explore_max_steps)
+    result = planner.run(ctx.env(task, "train"), task_id, seed=episode_seed(cfg.seed, task, task_id))
+    rollouts = [{"task": task, "task_id": task_id, "success": c.success, "progress": c.progress,
+                 "steps": [s.__dict__ for s in c.state.steps], "goal": c.state.goal,
+                 "observation": c.state.observation} for c in planner.rollout_finals]
+    outcomes = [c.progress for c in planner.rollout_finals]
+    index = {"task": task, "task_id": task_id, "tree": f"trees/{task}__{task_id}.jsonl",
+             "nodes": len(result.tree.nodes), "root_value": result.tree.nodes[0].V,
+             "best_outcome": max(outcomes, default=0.0),
+             "rollout_success": sum(c.success for c in planner.rollout_finals) / max(1, len(outcomes)),
+             "cost": result.cost.to_dict()}
+    return {"nodes": result.tree.to_records(), "rollouts": rollouts, "index": index}
 
 
 def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
@@ -152,45 +176,37 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     repair_jsonl(out / "rollouts.jsonl")
     finished = {(r["task"], str(r["task_id"])) for r in read_jsonl(index)} if index.exists() else set()
     drop_uncommitted(out / "rollouts.jsonl", finished)  # the index is the commit point
-    policy = make_pipeline_policy(policy_dir(root, cfg), cfg, seed=cfg.seed)
+    ctx = StageContext(cfg.to_dict(), root)
     writer = tb_writer(root, "explore")
     notes: list[str] = []
     n_trees = len(finished)
-    for task in cfg.rm_tasks:
-        env, why = open_env(task, "train")
+    order: list[tuple[str, str]] = []
+
+    def jobs_of(task: str) -> list[tuple[str, str]]:
+        env, why = ctx.try_env(task, "train")
         if env is None:
             notes.append(why)
-            continue
-        try:
-            n_expert = cfg.expert_count(task)
-            ids = unwrap_text_env(env).task_ids("train")
-            ids = (ids[n_expert:] or ids)[: cfg.explore_trees]
-            todo = [i for i in ids if (task, str(i)) not in finished]
-            for task_id in tqdm(todo, desc=f"explore {task}", leave=False):
-                planner = RecordingMCTS(policy, None, iterations=cfg.mcts_iterations, k=cfg.mcts_k, c=cfg.mcts_c,
-                                        rollouts=cfg.mcts_rollouts, temperature=cfg.temperature,
-                                        max_steps=cfg.explore_max_steps)
-                result = planner.run(env, task_id, seed=episode_seed(cfg.seed, task, str(task_id)))
-                tree_path = out / "trees" / f"{task}__{task_id}.jsonl"
-                result.tree.to_jsonl(tree_path)  # atomic
-                append_jsonl(out / "rollouts.jsonl", [
-                    {"task": task, "task_id": str(task_id), "success": c.success, "progress": c.progress,
-                     "steps": [s.__dict__ for s in c.state.steps], "goal": c.state.goal,
-                     "observation": c.state.observation} for c in planner.rollout_finals])
-                outcomes = [c.progress for c in planner.rollout_finals]
-                rec = {"task": task, "task_id": str(task_id), "tree": str(tree_path.relative_to(out)),
-                       "nodes": len(result.tree.nodes), "root_value": result.tree.nodes[0].V,
-                       "best_outcome": max(outcomes, default=0.0),
-                       "rollout_success": sum(c.success for c in planner.rollout_finals) / max(1, len(outcomes)),
-                       "cost": result.cost.to_dict()}
-                append_jsonl(index, [rec])
-                n_trees += 1
-                if writer is not None:
-                    writer.add_scalar(f"explore/{task}_root_value", rec["root_value"], n_trees)
-                    writer.add_scalar("explore/nodes", rec["nodes"], n_trees)
-        finally:
-            env.close()
-    notes += sample_groups(cfg, root, policy, writer)
+            return []
+        ids = [str(i) for i in unwrap_text_env(env).task_ids("train")]
+        ids = (ids[cfg.expert_count(task):] or ids)[: cfg.explore_trees]
+        order.extend((task, i) for i in ids)
+        return [(task, i) for i in ids if (task, i) not in finished]
+
+    try:
+        for _, res in play(ctx, tree_job, cfg.rm_tasks, jobs_of, "explore"):
+            rec = res["index"]
+            write_jsonl_atomic(out / rec["tree"], res["nodes"])
+            append_jsonl(out / "rollouts.jsonl", res["rollouts"])
+            append_jsonl(index, [rec])  # last: the commit point of the tree
+            n_trees += 1
+            if writer is not None:
+                writer.add_scalar(f"explore/{rec['task']}_root_value", rec["root_value"], n_trees)
+                writer.add_scalar("explore/nodes", rec["nodes"], n_trees)
+        canonical_jsonl(out / "rollouts.jsonl", _key, order)
+        canonical_jsonl(index, _key, order)
+        notes += sample_groups(cfg, ctx, writer)
+    finally:
+        ctx.close()
     if writer is not None:
         writer.close()
     recs = list(read_jsonl(index)) if index.exists() else []

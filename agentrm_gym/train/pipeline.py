@@ -64,7 +64,8 @@ def prepare_run(cfg: PipelineConfig, out: str | Path) -> PipelineConfig:
     path = root / "config.json"
     if path.exists():
         saved = load_config(str(path))
-        eval_fields = {"eval_tasks", "eval_episodes", "eval_methods", "eval_max_steps", "rm_eval_episodes", "threads"}
+        eval_fields = {"eval_tasks", "eval_episodes", "eval_methods", "eval_max_steps", "rm_eval_episodes", "threads",
+                       "workers", "ray"}
         merged = saved.replace(**{k: getattr(cfg, k) for k in eval_fields})
         if merged != saved:
             write_json_atomic(path, merged.to_dict())

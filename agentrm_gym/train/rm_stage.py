@@ -45,7 +45,7 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]])
     from agentrm_gym.agents.hf import load_model
     from agentrm_gym.rm.implicit import train_implicit_rm
     from agentrm_gym.rm.trainer import ImplicitConfig
-    from agentrm_gym.train.explore import policy_dir
+    from agentrm_gym.train.context import policy_dir
 
     finals = [p for p in pairs if p.get("source") == "group"] or pairs
     path = policy_dir(root, cfg)
