@@ -129,6 +129,21 @@ def test_pooled_rm_ranks_within_groups_and_round_trips(tmp_path: Path) -> None:
         load_reward_model(tmp_path / "rm")
 
 
+def test_alpha_cv_leaves_one_task_out_and_falls_back_to_task_id_folds() -> None:
+    from agentrm_gym.rm.pooled import PooledConfig, cv_folds
+
+    recs = [{"task": t, "task_id": str(i)} for t in ("WebShop", "ALFWorld") for i in range(6)]
+    ids = sorted({(r["task"], r["task_id"]) for r in recs})
+    loto = cv_folds(recs, ids, PooledConfig(cv="task"))
+    assert sorted(set(loto)) == [0, 1] and all(len({r["task"] for r, f in zip(recs, loto) if f == k}) == 1
+                                                for k in (0, 1))
+    one_task = [r for r in recs if r["task"] == "WebShop"]
+    folds = cv_folds(one_task, sorted({(r["task"], r["task_id"]) for r in one_task}), PooledConfig(cv="task", folds=3))
+    assert len(set(folds)) == 3  # a single task: task-id folds
+    with pytest.raises(ValueError, match="cv must be"):
+        cv_folds(recs, ids, PooledConfig(cv="tasks"))
+
+
 def test_paired_gain_mean_and_ci() -> None:
     a = {("A", str(i)): (1.0, 0.6) for i in range(20)} | {("B", str(i)): (0.0, 0.3) for i in range(20)}
     b = {("A", str(i)): (0.0, 0.5) for i in range(20)} | {("B", str(i)): (0.0, 0.3 if i % 2 else 0.1)

@@ -13,10 +13,12 @@ This model spends it where it pays:
   tasks (WebShop ~0.4, ScienceWorld ~0.05); centred ones say only which candidate is better, which is
   what transfers to a held-out task's header. ``V(s) = w . e(s) + b`` with
   ``w = argmin sum_i (w . e_i + b - (v_i - mean_{g(i)} v))^2 + alpha |w|^2``.
-* **Validation.** ``alpha`` is chosen by K-fold cross-validation whose folds split *task ids* (siblings of
-  one episode never straddle train and validation), on within-group pairwise accuracy; the card reports
-  that accuracy and the offline Best-of-N lift (the selected candidate's value minus the group mean) on
-  the held-out folds, per task.
+* **Validation.** ``alpha`` is chosen by cross-validation on within-group pairwise accuracy. With
+  ``cv="task"`` (the pipeline's default) the folds are the tasks (leave-one-task-out): the RM is meant
+  for tasks it never saw, so alpha is chosen for transfer to an unseen task, from held-in data alone.
+  With ``cv="task_id"`` (or a single task) K folds split *task ids*, so the siblings of one episode never
+  straddle train and validation. The card reports that accuracy and the offline Best-of-N lift (the
+  selected candidate's value minus the group mean) on the held-out folds, per task.
 
 Quick start::
 
@@ -55,7 +57,8 @@ class PooledConfig:
         backbone: ``"minilm"`` (the packaged all-MiniLM-L6-v2) or a directory of a Hugging Face encoder.
         max_length: encoder tokens (header kept, history cut from the left beyond it).
         alphas: ridge strengths tried by the grouped cross-validation.
-        folds: cross-validation folds (split by task id).
+        folds: cross-validation folds when they split task ids.
+        cv: ``"task"`` (leave-one-task-out; task-id folds when there is one task) or ``"task_id"``.
         target: ``"centred"`` (value minus its group's mean) or ``"raw"``.
         batch_size: texts per encoder forward pass.
         seed: fold assignment.
@@ -65,6 +68,7 @@ class PooledConfig:
     max_length: int = 384
     alphas: list[float] = field(default_factory=lambda: [0.3, 1.0, 3.0, 10.0])
     folds: int = 5
+    cv: str = "task_id"
     target: str = "centred"
     batch_size: int = 32
     seed: int = 0
@@ -184,6 +188,19 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, f
     return w, mean_y - float(mean_x @ w)
 
 
+def cv_folds(records: list[dict[str, Any]], ids: list[tuple[str, str]], cfg: PooledConfig) -> np.ndarray:
+    """The fold of every record: its task (``cv="task"``, two tasks or more) or a random fold of its task id
+    (every state of one task id, all its groups, in one fold)."""
+    if cfg.cv not in ("task", "task_id"):
+        raise ValueError(f"cv must be 'task' or 'task_id', got {cfg.cv!r}")
+    tasks = sorted({r["task"] for r in records})
+    if cfg.cv == "task" and len(tasks) >= 2:
+        return np.array([tasks.index(r["task"]) for r in records])
+    rng = np.random.default_rng(cfg.seed)
+    fold_of = {key: int(f) for key, f in zip(ids, rng.permutation(len(ids)) % max(2, cfg.folds), strict=True)}
+    return np.array([fold_of[(r["task"], r["task_id"])] for r in records])
+
+
 def group_ranking_metrics(scores: np.ndarray, values: np.ndarray, groups: Sequence[Any],
                           tasks: Sequence[str]) -> dict[str, Any]:
     """Within-group pairwise accuracy (ties count 1/2) and the Best-of-N lift of the argmax, per task.
@@ -269,11 +286,8 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, 
     groups = [r["group"] for r in records]
     tasks = [r["task"] for r in records]
     y = centre_by_group(values, groups) if cfg.target == "centred" else values
-    # folds over task ids: every state of one task id (all its groups) sits in one fold
     ids = sorted({(r["task"], r["task_id"]) for r in records})
-    rng = np.random.default_rng(cfg.seed)
-    fold_of = {key: int(f) for key, f in zip(ids, rng.permutation(len(ids)) % max(2, cfg.folds), strict=True)}
-    folds = np.array([fold_of[(r["task"], r["task_id"])] for r in records])
+    folds = cv_folds(records, ids, cfg)
     cv: dict[float, dict[str, Any]] = {}
     for alpha in cfg.alphas:
         pred = np.zeros(len(records))
@@ -294,7 +308,7 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, 
         "training": {"samples": len(records), "groups": len(set(groups)), "task_ids": len(ids),
                      "tasks": sorted(set(tasks)), "value_mean": float(values.mean()),
                      "value_std": float(values.std())},
-        "metrics": {"alpha": best, "cv_folds": int(len(np.unique(folds))), **cv[best],
+        "metrics": {"alpha": best, "cv": cfg.cv, "cv_folds": int(len(np.unique(folds))), **cv[best],
                     "cv_by_alpha": {str(a): cv[a]["pairwise_accuracy"] for a in cfg.alphas},
                     "train_seconds": round(time.time() - started, 1)},
         "train_config": dataclasses.asdict(cfg),

@@ -87,7 +87,9 @@ class PipelineConfig:
     rm_text: str = _f("full", "RM input text: full (Thought/Action/Observation turns) or compact (every action "
                               "with an observation snippet; the middle cut past 24 steps)")
     rm_backbone: str = _f("minilm", "RM backbone: minilm (pretrained, offline), tiny (from scratch) or a path")
-    rm_alphas: list[float] = _f([0.3, 1.0, 3.0, 10.0], "pooled RM: ridge strengths tried by the CV over task ids")
+    rm_alphas: list[float] = _f([0.3, 1.0, 3.0, 10.0, 30.0, 100.0], "pooled RM: ridge strengths tried by the CV")
+    rm_cv: str = _f("task", "pooled RM: CV folds for alpha: task (leave-one-task-out: chosen for transfer to a task "
+                            "never seen) or task_id")
     rm_epochs: int = _f(3, "RM training epochs")
     rm_batch_size: int = _f(16, "RM batch size")
     rm_max_length: int = _f(256, "RM input tokens (header kept, history cut from the left)")
@@ -191,7 +193,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "explore_groups": 60, "group_caps": ["ALFWorld:40", "ScienceWorld:12"], "group_prefix_stride": 10,
         "temperature": 0.5, "rm_kind": "pooled", "rm_text": "compact", "rm_max_length": 320,
         "eval_episodes": 30, "eval_max_steps": 20, "eval_methods": ["greedy", "bon:5", "beam:2x3"],
-        "beam_episodes": 8, "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 3,
+        "beam_episodes": 8, "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 3, "workers": 0,
     },
     "full": {
         "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
@@ -199,6 +201,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
         "temperature": 0.5, "rm_kind": "pooled", "rm_text": "compact", "rm_max_length": 384, "eval_episodes": 0,
         "eval_methods": ["greedy", "bon:5", "beam:5x5"], "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 10,
+        "workers": 0,
     },
 }
 

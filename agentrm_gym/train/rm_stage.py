@@ -6,7 +6,7 @@ Not to be confused with the trainers it calls (:func:`agentrm_gym.rm.pooled.trai
 rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM:
 
 * ``pooled`` (the demo's): the frozen mean-pooled encoder with a ridge head on group-centred values,
-  ``alpha`` chosen by cross-validation over task ids (:mod:`agentrm_gym.rm.pooled`);
+  ``alpha`` chosen by leave-one-task-out cross-validation (``rm_cv``; :mod:`agentrm_gym.rm.pooled`);
 * ``value``: a fine-tuned ``AutoModelForSequenceClassification`` with one output, MSE (TensorBoard
   ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``; resumable from its own checkpoint).
 
@@ -80,7 +80,7 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
 
         writer = tb_writer(root, "rm")
         rm = train_pooled_rm(records, PooledConfig(backbone=cfg.rm_backbone, max_length=cfg.rm_max_length,
-                                                   alphas=list(cfg.rm_alphas), seed=cfg.seed),
+                                                   alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed),
                              out_dir=out, fmt=rm_format(cfg), writer=writer)
         if writer is not None:
             metrics = rm.card()["metrics"]
