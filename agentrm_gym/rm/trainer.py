@@ -6,9 +6,11 @@ Config/trainer pairs, as TRL has them: :class:`TrainConfig` (value RM), :class:`
 
 One loop, two losses: it splits off a validation set, shuffles deterministically per (seed, epoch), logs
 to TensorBoard in ``log_dir`` (default ``out_dir``; CleanRL-style namespaced scalars), saves a resumable
-checkpoint every ``checkpoint_every`` optimizer steps (model, tokenizer, optimizer, position in the epoch; written to a
-temporary directory and renamed, so an interrupted save never corrupts the previous one), keeps the best
-validation model in ``out_dir/best`` and stops early after ``patience`` epochs without improvement.
+checkpoint every ``checkpoint_every`` optimizer steps and at every epoch's end (model, tokenizer, optimizer,
+torch's random generator, position in the epoch; written to a temporary directory and renamed, so an
+interrupted save never corrupts the previous one), keeps the best validation model in ``out_dir/best`` and
+stops early after ``patience`` epochs without improvement. A resumed run trains exactly as the
+uninterrupted one would (same weights, byte for byte, on CPU).
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ def _save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, state: dict[str,
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    torch.save({"state": state, "optimizer": optimizer.state_dict()}, tmp / TRAINER_STATE)
+    # torch's generator too: dropout draws from it, so a resumed run without it trains on other masks
+    torch.save({"state": state, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+               tmp / TRAINER_STATE)
     final = out_dir / CHECKPOINT_DIR
     old = out_dir / (CHECKPOINT_DIR + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -177,6 +181,8 @@ def fit(
         weights = ckpt / "model.safetensors"
         model.load_state_dict(load_file(str(weights)), strict=False)
         optimizer.load_state_dict(saved["optimizer"])
+        if "torch_rng" in saved:  # checkpoints written before it was saved resume on the seed's generator
+            torch.set_rng_state(saved["torch_rng"])
         state.update(saved["state"])
         # a finished run asked for more epochs continues, unless it had stopped early
         state["finished"] = bool(state.get("early_stopped")) or state["epoch"] >= cfg.epochs

@@ -123,13 +123,13 @@ def play(ctx: StageContext, fn: Callable[[StageContext, Any], Any], tasks: Seque
     opened; with more, every task is listed first and one pool (or Ray) plays them all.
     """
     cfg = ctx.cfg
-    if cfg.workers <= 1 and not cfg.ray:
+    workers = resolve_workers(cfg.workers)
+    if workers <= 1 and not cfg.ray:
         for task in tasks:
             yield from run_jobs(fn, jobs_of(task), lambda: ctx, context=ctx, desc=f"{desc} {task}")
         return
     jobs = [job for task in tasks for job in jobs_of(task)]
     ctx.close_envs()  # the workers open their own
-    workers = resolve_workers(cfg.workers)
     make = partial(StageContext, cfg.to_dict(), str(ctx.root), max(1, _total_threads(cfg) // workers))
     yield from run_jobs(fn, jobs, make, workers=workers, ray=cfg.ray, desc=desc)
 
