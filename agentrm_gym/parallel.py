@@ -13,7 +13,8 @@
   the worker ends, also after Ctrl-C or SIGTERM.
 * Results arrive as jobs finish, in any order. A job's result must depend on the job alone (seeded by the
   episode's identity), so the output for a seed is the same for any number of workers once the caller
-  puts it in a canonical order (:func:`canonical_order`).
+  puts it in a canonical order (:func:`canonical_order`; :func:`canonical_jsonl` reorders a file's
+  lines byte for byte).
 * ``workers <= 1`` and no Ray: everything runs here, with ``context`` when one is given (the caller's
   envs are reused). Processes are started with ``spawn`` (no forked torch threads or JVM locks).
 * Ray (``pip install agentrm-gym[dist]``): ``ray="local"`` starts a local Ray with ``workers`` CPUs,
@@ -28,12 +29,14 @@ already yielded has been recorded by the caller, so re-running the stage resumes
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing as mp
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -42,8 +45,9 @@ from agentrm_gym.core import AgentRMGymError
 
 J = TypeVar("J")
 K = TypeVar("K")
+R = TypeVar("R")
 
-__all__ = ["JobFailed", "canonical_order", "resolve_workers", "run_jobs"]
+__all__ = ["JobFailed", "canonical_jsonl", "canonical_order", "resolve_workers", "run_jobs"]
 
 
 class JobFailed(AgentRMGymError, RuntimeError):
@@ -83,12 +87,28 @@ def run_jobs(fn: Callable[[Any, J], Any], jobs: Iterable[J], make_context: Calla
         bar.close()
 
 
-def canonical_order(records: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], K],
-                    order: Sequence[K]) -> list[dict[str, Any]]:
+def canonical_order(records: Sequence[R], key: Callable[[R], K], order: Sequence[K]) -> list[R]:
     """``records`` sorted by the position of ``key(record)`` in ``order`` (records of one key keep their
     relative order; keys not in ``order`` go last, in their order): the file a single process writes."""
     rank = {k: i for i, k in enumerate(order)}
     return sorted(records, key=lambda r: rank.get(key(r), len(rank)))
+
+
+def canonical_jsonl(path: Path, key: Callable[[dict[str, Any]], Any], order: Sequence[Any]) -> None:
+    """Reorder ``path``'s lines (kept byte for byte) by ``key(record)``'s position in ``order``; lines of one
+    key keep their order. A no-op when the file is already in that order or missing."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_bytes().splitlines(keepends=True) if ln.strip()]
+    try:
+        pairs = [(ln, json.loads(ln)) for ln in lines]
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: damaged line ({exc}); delete {path.parent} to redo the stage") from exc
+    ordered = [ln for ln, _ in canonical_order(pairs, lambda p: key(p[1]), order)]
+    if ordered != lines:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(b"".join(ordered))
+        os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- in this process

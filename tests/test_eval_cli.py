@@ -80,3 +80,20 @@ def test_interrupted_eval_resumes_without_redoing_episodes(tmp_path):
     ran.clear()
     res = run_eval(EvalConfig(**{**cfg.__dict__, "resume": True}), planner_factory=factory(None), progress_bar=False)
     assert ran == [] and res["skipped"] == 6
+
+
+def test_two_workers_write_the_episodes_one_process_writes(tmp_path):
+    """``agentrm eval --workers 2``: each worker plays with its own env and policy; same file as one process."""
+    files = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        r = CliRunner().invoke(app, ["eval", "--env", "Maze", "--policy", "noisy:0.5", "--method", "bon:2",
+                                     "--scorer", "maze-distance", "--episodes", "4", "--workers", str(workers),
+                                     "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        recs = list(read_jsonl(out / "episodes.jsonl"))
+        for rec in recs:
+            rec["meta"]["cost"].pop("wall_seconds", None)
+        files[workers] = recs
+    assert [r["task_id"] for r in files[2]] == ["double_t-1-1", "double_t-1-2", "double_t-1-3", "double_t-1-4"]
+    assert files[1] == files[2]

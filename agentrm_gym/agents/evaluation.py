@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ class EvalConfig:
     temperature: float | None = None
     max_new_tokens: int = 64
     max_steps: int | None = None
+    workers: int = 1
+    ray: str = ""
 
 
 def load_scorer(cfg: EvalConfig) -> Any:
@@ -126,11 +129,49 @@ def run_episodes(planner: Any, env: Any, todo: Sequence[tuple[int, str]], seed: 
         bar.set_postfix(progress=f"{result.trajectory.progress:.2f}")
 
 
+def _eval_policy(cfg: EvalConfig) -> Any:
+    from agentrm_gym.agents.factory import make_policy
+
+    return make_policy(cfg.policy, seed=cfg.seed, **(
+        {"max_new_tokens": cfg.max_new_tokens} if cfg.policy not in ("oracle", "random")
+        and not cfg.policy.startswith("noisy:") else {}))
+
+
+class EvalWorker:
+    """A worker of :func:`run_eval` with ``workers > 1`` or Ray: its own env, policy and planner, built once."""
+
+    def __init__(self, cfg: dict[str, Any], planner_factory: Callable[..., Any] | None = None):
+        from agentrm_gym.agents.planners import make_planner
+        from agentrm_gym.registry import make
+
+        self.cfg = EvalConfig(**cfg)
+        self.env = make(self.cfg.env, split=self.cfg.split)
+        self.policy = _eval_policy(self.cfg)
+        self.planner = (planner_factory or make_planner)(self.cfg.method, self.policy, load_scorer(self.cfg),
+                                                         temperature=self.cfg.temperature,
+                                                         max_steps=self.cfg.max_steps)
+
+    def close(self) -> None:
+        self.env.close()
+        self.policy.close()
+
+
+def eval_job(worker: EvalWorker, job: tuple[int, str]) -> Any:
+    """Episode ``index`` of ``task_id`` (seed ``seed + index``, as in one process): its trajectory."""
+    index, task_id = job
+    return worker.planner.run(worker.env, task_id, seed=worker.cfg.seed + index).trajectory
+
+
 def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
              progress_bar: bool = True) -> dict[str, Any]:
-    """Run the evaluation of ``cfg``; returns the results dict (also written to ``results.json``)."""
-    from agentrm_gym.agents.factory import make_policy
+    """Run the evaluation of ``cfg``; returns the results dict (also written to ``results.json``).
+
+    With ``cfg.workers > 1`` (or ``cfg.ray``) the episodes run on that many processes (or Ray actors,
+    :func:`agentrm_gym.parallel.run_jobs`), each with its own env, policy and planner (``planner_factory``
+    must then be a module-level function); ``episodes.jsonl`` is the same as one process writes.
+    """
     from agentrm_gym.agents.planners import make_planner
+    from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
     from agentrm_gym.registry import get_spec, make
 
     spec = get_spec(cfg.env)
@@ -151,10 +192,15 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
         task_ids = env.unwrapped.task_ids(cfg.split)[: cfg.episodes]
         todo = [(i, t) for i, t in enumerate(task_ids) if t not in done]
         write_json_atomic(out / "config.json", asdict(cfg), indent=2, ensure_ascii=True)
-        if todo:
-            policy = make_policy(cfg.policy, seed=cfg.seed, **(
-                {"max_new_tokens": cfg.max_new_tokens} if cfg.policy not in ("oracle", "random")
-                and not cfg.policy.startswith("noisy:") else {}))
+        workers = resolve_workers(cfg.workers)
+        if todo and (workers > 1 or cfg.ray):
+            for (index, _), traj in run_jobs(eval_job, todo, partial(EvalWorker, asdict(cfg), planner_factory),
+                                             workers=workers, ray=cfg.ray, desc=f"{spec.name} {cfg.method}",
+                                             progress_bar=progress_bar):
+                traj.meta = {**traj.meta, "episode": index, "method": cfg.method}
+                append_jsonl(episodes_path, [traj])
+        elif todo:
+            policy = _eval_policy(cfg)
             factory = planner_factory or make_planner
             planner = factory(cfg.method, policy, scorer, temperature=cfg.temperature, max_steps=cfg.max_steps)
             for index, _, result in run_episodes(planner, env, todo, cfg.seed, f"{spec.name} {cfg.method}",
@@ -165,6 +211,7 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
             policy.close()
     finally:
         env.close()
+    canonical_jsonl(episodes_path, lambda r: r["task_id"], task_ids)  # the file one process writes
 
     records = list(read_jsonl(episodes_path)) if episodes_path.exists() else []
     order = {t: i for i, t in enumerate(task_ids)}

@@ -44,10 +44,12 @@ def evaluate(
     temperature: float = typer.Option(None, help="sampling temperature (default: 0 for greedy, 1 otherwise)"),
     max_new_tokens: int = typer.Option(64, help="generation limit of LLM policies"),
     max_steps: int = typer.Option(None, help="step budget (default: the env's max_episode_steps)"),
+    workers: int = typer.Option(1, help="worker processes, each with its own env and policy (0: one per core)"),
+    ray: str = typer.Option("", help="run the workers on Ray: local | auto | a cluster address (the dist extra)"),
 ) -> None:
     """Evaluate a policy + planner: episodes.jsonl, results.json, TensorBoard scalars and a table."""
     cfg = EvalConfig(env, policy, method, rm, scorer, split, episodes, out, resume, overwrite, seed, temperature,
-                     max_new_tokens, max_steps)
+                     max_new_tokens, max_steps, workers, ray)
     try:
         results = run_eval(cfg)
     except EvalError as exc:

@@ -6,8 +6,6 @@
 * :func:`play` - the episodes (jobs) of a stage's tasks through :func:`agentrm_gym.parallel.run_jobs`,
   in this process (``workers=1``, task by task, the listing env reused) or on a pool / Ray
   (``cfg.workers``, ``cfg.ray``), yielding ``(job, result)`` as they finish;
-* :func:`canonical_jsonl` - a JSONL file's lines reordered byte for byte into the order one process
-  writes them, so a stage's files for a seed do not depend on the number of workers;
 * :func:`policy_dir` - the run's policy: ``cfg.policy`` or ``<run>/sft/policy``.
 
 Every job's result depends on the job alone: envs are reset with the episode's seed and planners reseed
@@ -17,16 +15,15 @@ job, and in what order, changes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.parallel import canonical_order, resolve_workers, run_jobs
+from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
 from agentrm_gym.train.common import open_env, set_threads
-from agentrm_gym.train.config import CorruptRunFile, PipelineConfig
+from agentrm_gym.train.config import PipelineConfig
 
 __all__ = ["StageContext", "canonical_jsonl", "play", "policy_dir"]
 
@@ -132,20 +129,3 @@ def play(ctx: StageContext, fn: Callable[[StageContext, Any], Any], tasks: Seque
     ctx.close_envs()  # the workers open their own
     make = partial(StageContext, cfg.to_dict(), str(ctx.root), max(1, _total_threads(cfg) // workers))
     yield from run_jobs(fn, jobs, make, workers=workers, ray=cfg.ray, desc=desc)
-
-
-def canonical_jsonl(path: Path, key: Callable[[dict[str, Any]], Any], order: Sequence[Any]) -> None:
-    """Reorder ``path``'s lines (kept byte for byte) by ``key(record)``'s position in ``order``; lines of one
-    key keep their order. A no-op when the file is already in that order or missing."""
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_bytes().splitlines(keepends=True) if ln.strip()]
-    try:
-        records = [{"_line": ln, **json.loads(ln)} for ln in lines]
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptRunFile(f"{path}: damaged line ({exc}); delete {path.parent} to redo the stage") from exc
-    ordered = [r["_line"] for r in canonical_order(records, key, order)]
-    if ordered != lines:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(b"".join(ordered))
-        os.replace(tmp, path)
