@@ -135,8 +135,8 @@ def test_alpha_cv_leaves_one_task_out_and_falls_back_to_task_id_folds() -> None:
     recs = [{"task": t, "task_id": str(i)} for t in ("WebShop", "ALFWorld") for i in range(6)]
     ids = sorted({(r["task"], r["task_id"]) for r in recs})
     loto = cv_folds(recs, ids, PooledConfig(cv="task"))
-    assert sorted(set(loto)) == [0, 1] and all(len({r["task"] for r, f in zip(recs, loto) if f == k}) == 1
-                                                for k in (0, 1))
+    assert sorted(set(loto)) == [0, 1]
+    assert all(len({r["task"] for r, f in zip(recs, loto, strict=True) if f == k}) == 1 for k in (0, 1))
     one_task = [r for r in recs if r["task"] == "WebShop"]
     folds = cv_folds(one_task, sorted({(r["task"], r["task_id"]) for r in one_task}), PooledConfig(cv="task", folds=3))
     assert len(set(folds)) == 3  # a single task: task-id folds

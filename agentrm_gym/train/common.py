@@ -91,6 +91,9 @@ def begin_stage(root: str | Path, name: str, threads: int | None = None, mkdir: 
         set_threads(threads)
     if mkdir:
         out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():  # temporary files of atomic writes a kill interrupted (one process writes a stage)
+        for tmp in [p for p in out.rglob(".*.tmp") if p.is_file()]:
+            tmp.unlink(missing_ok=True)
     return Stage(out, started)
 
 

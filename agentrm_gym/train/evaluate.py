@@ -39,7 +39,7 @@ from agentrm_gym.train import table as tab
 from agentrm_gym.train.common import begin_stage, open_env, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.train.context import StageContext, canonical_jsonl, play, policy_dir
-from agentrm_gym.train.explore import episode_seed
+from agentrm_gym.train.explore import drop_uncommitted, episode_seed
 from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
 EXPLICIT = "explicit"
@@ -181,6 +181,8 @@ def run_evaluate(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     repair_jsonl(ep_path)
     repair_jsonl(cand_path)
     done = {(r["method"], r["task"], str(r["task_id"])) for r in read_jsonl(ep_path)} if ep_path.exists() else set()
+    # the episode line is the commit point: candidates of an episode killed before it are played again
+    drop_uncommitted(cand_path, done, key=lambda r: (r["method"], r["task"], str(r["task_id"])))
     ctx = StageContext(cfg.to_dict(), root)
     notes: dict[str, str] = {}
     order: list[tuple[str, str, str]] = []

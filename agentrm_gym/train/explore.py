@@ -62,9 +62,10 @@ def episode_seed(seed: int, task: str, task_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(f"{task}/{task_id}".encode())) % (2**31 - 1)
 
 
-def drop_uncommitted(path: Path, committed: set[tuple[str, str]]) -> int:
-    """Rewrite ``path`` (JSONL of records with ``task`` / ``task_id``) without the lines of trees not in
-    ``committed`` (the index); returns how many lines were dropped. Kept lines are kept byte for byte."""
+def drop_uncommitted(path: Path, committed: set[Any], key: Any = None) -> int:
+    """Rewrite ``path`` (JSONL) without the lines whose ``key(record)`` (default ``(task, task_id)``) is not
+    in ``committed`` (the commit point's keys: explore's index, evaluate's episodes); returns how many lines
+    were dropped. Kept lines are kept byte for byte."""
     if not path.exists():
         return 0
     lines = path.read_bytes().splitlines(keepends=True)
@@ -74,11 +75,11 @@ def drop_uncommitted(path: Path, committed: set[tuple[str, str]]) -> int:
             continue
         try:
             rec = json.loads(line)
-            key = (rec["task"], str(rec["task_id"]))
+            k = key(rec) if key is not None else (rec["task"], str(rec["task_id"]))
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise CorruptRunFile(f"{path}:{i + 1}: damaged record ({type(exc).__name__}: {exc}); delete "
-                                 f"{path.parent} to redo the explore stage") from exc
-        if key in committed:
+                                 f"{path.parent} to redo the stage") from exc
+        if k in committed:
             kept.append(line)
     if len(kept) != len(lines):
         _write_bytes_atomic(path, b"".join(kept))
