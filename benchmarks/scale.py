@@ -7,12 +7,14 @@ WebShop. The policy is the cached tiny GPT-2 (``agents.tiny.tiny_policy_dir``, u
 runs to its step cap, so the jobs are of even size and CPU-bound). Three settings, side by side in one run:
 
 * ``1 process``: ``workers=1``, torch on every core (``threads=0``): the default before workers existed;
+* ``1 process, 1 thread``: the same on one core (what each worker gets: the scaling baseline);
 * ``2 workers``: two spawned processes, one torch thread each;
 * ``ray 2 CPUs``: two Ray actors on a local Ray started with ``num_cpus=2``.
 
 ``wall s`` and ``jobs/s incl. start`` include starting the workers (spawn, imports, loading the policy:
 seconds, paid once per stage); ``steady jobs/s`` counts the jobs after every worker's first result over the
-time they took, and ``ratio`` is that over the 1-process steady rate of the same task and stage. A last table gives Ray's overhead per task: no-op jobs through the same actors.
+time they took, and ``ratio`` is that over the 1-process steady rate of the same task and stage
+(``vs 1 thread`` over the 1-thread one). A last table gives Ray's overhead per task: no-op jobs through the same actors.
 
     python benchmarks/scale.py [--episodes 24] [--trees 10] [--tasks Maze,BabyAI,WebShop]
 """
@@ -34,7 +36,8 @@ from agentrm_gym.train.context import StageContext, play
 from agentrm_gym.train.evaluate import episode_job, eval_ids
 from agentrm_gym.train.explore import tree_job
 
-SETTINGS = [("1 process", {"workers": 1}), ("2 workers", {"workers": 2}), ("ray 2 CPUs", {"workers": 2, "ray": "auto"})]
+SETTINGS = [("1 process", {"workers": 1}), ("1 process, 1 thread", {"workers": 1, "threads": 1}),
+            ("2 workers", {"workers": 2}), ("ray 2 CPUs", {"workers": 2, "ray": "auto"})]
 
 
 def noop(ctx: object, job: int) -> int:
@@ -95,13 +98,12 @@ def main() -> None:
             work = {"eval": (episode_job, [(task, "greedy", i) for i in ids_of(task, "test", args.episodes)], "test"),
                     "explore": (tree_job, [(task, i) for i in ids_of(task, "train", args.trees, skip=40)], "train")}
             for stage, (fn, jobs, split) in work.items():
-                one = None
-                for name, changes in SETTINGS:
-                    times = measure(base.replace(**changes), root, fn, jobs, split)
-                    rate = steady_rate(times, changes["workers"])
-                    one = one or rate
+                runs = {name: measure(base.replace(**changes), root, fn, jobs, split) for name, changes in SETTINGS}
+                rates = {name: steady_rate(runs[name], changes["workers"]) for name, changes in SETTINGS}
+                for name, times in runs.items():
                     rows.append([task, stage, name, len(jobs), f"{times[-1]:.1f}", f"{len(jobs) / times[-1]:.2f}",
-                                 f"{rate:.2f}", f"{rate / one:.2f}x"])
+                                 f"{rates[name]:.2f}", f"{rates[name] / rates['1 process']:.2f}x",
+                                 f"{rates[name] / rates['1 process, 1 thread']:.2f}x"])
                     print(" | ".join(map(str, rows[-1])), flush=True)
         overhead = []
         actors_make = partial(StageContext, base.to_dict(), str(root), 1)
@@ -113,7 +115,7 @@ def main() -> None:
         ray.shutdown()
     print()
     print(format_table(["task", "stage", "setting", "jobs", "wall s", "jobs/s incl. start", "steady jobs/s",
-                        "ratio"], rows))
+                        "ratio", "vs 1 thread"], rows))
     (n1, t1), (n2, t2) = overhead
     per_task = (t2 - t1) / (n2 - n1)
     print()
