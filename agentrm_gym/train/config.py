@@ -87,7 +87,8 @@ class PipelineConfig:
     rm_text: str = _f("full", "RM input text: full (Thought/Action/Observation turns) or compact (every action "
                               "with an observation snippet; the middle cut past 24 steps)")
     rm_backbone: str = _f("minilm", "RM backbone: minilm (pretrained, offline), tiny (from scratch) or a path")
-    rm_alphas: list[float] = _f([0.3, 1.0, 3.0, 10.0, 30.0, 100.0], "pooled RM: ridge strengths tried by the CV")
+    rm_alphas: list[float] = _f([0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+                                "pooled RM: ridge strengths tried by the CV")
     rm_cv: str = _f("task", "pooled RM: CV folds for alpha: task (leave-one-task-out: chosen for transfer to a task "
                             "never seen) or task_id")
     rm_epochs: int = _f(3, "RM training epochs")
