@@ -22,19 +22,24 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` through a temporary file and a rename (never a half-written file)."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` through a temporary file and a rename (never a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) through a temporary file and a rename (never a half-written file)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def strict_json(obj: Any) -> Any:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from agentrm_gym.core import AgentRMGymError
+from agentrm_gym.files import write_bytes_atomic
 
 J = TypeVar("J")
 K = TypeVar("K")
@@ -106,9 +107,7 @@ def canonical_jsonl(path: Path, key: Callable[[dict[str, Any]], Any], order: Seq
         raise ValueError(f"{path}: damaged line ({exc}); delete {path.parent} to redo the stage") from exc
     ordered = [ln for ln, _ in canonical_order(pairs, lambda p: key(p[1]), order)]
     if ordered != lines:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(b"".join(ordered))
-        os.replace(tmp, path)
+        write_bytes_atomic(path, b"".join(ordered))
 
 
 # ----------------------------------------------------------------------------- in this process
@@ -163,22 +162,22 @@ def _pool_jobs(fn: Callable[[Any, J], Any], jobs: list[J], make_context: Callabl
                workers: int) -> Iterator[tuple[J, Any]]:
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
                                initializer=_worker_init, initargs=(make_context,))
-    pending: dict[Future, J] = {}
-    queue = iter(jobs)
+    pending: dict[Future, tuple[int, J]] = {}  # a future's job and its position in ``jobs``
+    queue = enumerate(jobs)
     clean = False
     try:
-        for job in queue:  # two jobs in flight per worker keep every worker busy
-            pending[pool.submit(_worker_run, fn, job)] = job
+        for rank, job in queue:  # two jobs in flight per worker keep every worker busy
+            pending[pool.submit(_worker_run, fn, job)] = (rank, job)
             if len(pending) >= 2 * workers:
                 break
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: jobs.index(pending[f])):
-                job = pending.pop(fut)
+            for fut in sorted(finished, key=lambda f: pending[f][0]):
+                _, job = pending.pop(fut)
                 yield job, _result(fut, job)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[pool.submit(_worker_run, fn, nxt)] = nxt
+                    pending[pool.submit(_worker_run, fn, nxt[1])] = nxt
         clean = True
     finally:
         _stop_pool(pool, clean)

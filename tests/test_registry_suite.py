@@ -98,14 +98,20 @@ def test_seeded_determinism(spec):
         b.close()
 
 
+def two_steps_into_the_first_test_task(env) -> tuple[random.Random, dict]:
+    """Reset to the first test task (seed 1) and take two policy actions; the rng and the last info."""
+    task_id = env.unwrapped.task_ids("test")[0]
+    _, info = env.reset(seed=1, options={"task_id": task_id})
+    rng = random.Random(1)
+    for _ in range(2):
+        *_, info = env.step(policy_action(env, rng, info))
+    return rng, info
+
+
 def test_snapshot_restore(spec):
     env = make(spec, split="test")
     try:
-        task_id = env.unwrapped.task_ids("test")[0]
-        obs, info = env.reset(seed=1, options={"task_id": task_id})
-        rng = random.Random(1)
-        for _ in range(2):
-            obs, *_, info = env.step(policy_action(env, rng, info))
+        rng, info = two_steps_into_the_first_test_task(env)
         state = pickle.loads(pickle.dumps(snapshot(env)))
         actions = []
         first = []
@@ -132,11 +138,7 @@ def test_pickle_and_deepcopy_copy_the_env(spec, how):
 
     env = make(spec, split="test", disable_env_checker=True)
     try:
-        task_id = env.unwrapped.task_ids("test")[0]
-        obs, info = env.reset(seed=1, options={"task_id": task_id})
-        rng = random.Random(1)
-        for _ in range(2):
-            obs, *_, info = env.step(policy_action(env, rng, info))
+        _, info = two_steps_into_the_first_test_task(env)
         clone = pickle.loads(pickle.dumps(env)) if how == "pickle" else copy.deepcopy(env)
         try:
             assert clone.unwrapped is not env.unwrapped and type(clone.unwrapped) is type(env.unwrapped)

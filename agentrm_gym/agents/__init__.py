@@ -10,7 +10,7 @@
 * :mod:`~agentrm_gym.agents.scorers` - scorer adapters, the progress scorer (task-specific scorers live with their env: ``registry.task_scorer``);
 * :mod:`~agentrm_gym.agents.runner` - episode helpers (initial state, oracle trajectories);
 * :mod:`~agentrm_gym.agents.evaluation` - the evaluation engine (:class:`EvalConfig`, :func:`run_eval`,
-  :func:`run_episodes`) behind ``agentrm eval`` and the pipeline's evaluate stage.
+  :func:`run_episodes`) behind ``agentrm eval``.
 
 Backends import torch/httpx/vllm lazily, so importing this package stays light.
 """

@@ -1,7 +1,7 @@
 """The evaluation engine: run a policy with a planner on a task split, write trajectories and rates.
 
-Used by ``agentrm eval`` (:mod:`agentrm_gym.cli.evaluate`, a thin wrapper) and, through
-:func:`run_episodes`, by the pipeline's evaluate stage (:mod:`agentrm_gym.train.evaluate`).
+Used by ``agentrm eval`` (:mod:`agentrm_gym.cli.evaluate`, a thin wrapper); :func:`run_episodes` is its
+one-process episode loop.
 
 :func:`run_eval` writes, under ``cfg.out`` (default ``runs/<task>__eval__<method>__<seed>__<time>``):
 

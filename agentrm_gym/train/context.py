@@ -51,30 +51,30 @@ class StageContext:
         self._policy: Any = None
         self._rm: Any = None
 
+    def try_env(self, task: str, split: str) -> tuple[Any, str]:
+        """``(env, "")`` for ``task`` on ``split`` (the one open for ``split`` is closed when another task
+        comes), or ``(None, why)`` when the task cannot be made in this install (missing extra)."""
+        held = self._envs.pop(split, None)
+        if held is not None and held[0] == task:
+            self._envs[split] = held
+            return held[1], ""
+        if held is not None:
+            held[1].close()
+        env, why = open_env(task, split)
+        if env is not None:
+            self._envs[split] = (task, env)
+        return env, why
+
     def env(self, task: str, split: str) -> Any:
-        """The env of ``task`` on ``split`` (the one open for ``split`` is closed when another task comes).
+        """The env of ``task`` on ``split`` (see :meth:`try_env`).
 
         Raises:
             RuntimeError: the task cannot be made in this install (the message says why).
         """
-        held = self._envs.get(split)
-        if held is not None and held[0] == task:
-            return held[1]
-        if held is not None:
-            held[1].close()
-            del self._envs[split]
-        env, why = open_env(task, split)
+        env, why = self.try_env(task, split)
         if env is None:
             raise RuntimeError(why)
-        self._envs[split] = (task, env)
         return env
-
-    def try_env(self, task: str, split: str) -> tuple[Any, str]:
-        """``(env, "")`` or ``(None, why)`` when the task's extra is missing."""
-        try:
-            return self.env(task, split), ""
-        except RuntimeError as exc:
-            return None, str(exc)
 
     @property
     def policy(self) -> Any:

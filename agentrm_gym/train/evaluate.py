@@ -1,8 +1,8 @@
 """Stage 6, evaluate: the SFT policy with greedy, Best-of-N and beam search on test splits (Table 1).
 
-The episodes are played by the evaluation engine's runner (:func:`agentrm_gym.agents.evaluation.run_episodes`,
-the loop behind ``agentrm eval``); this stage adds the pipeline's task x method grid, the fixed test ids,
-the saved candidates, their re-scoring by other RMs, and the Table-1 aggregation with paired CIs
+Each episode is a job (:func:`episode_job`: the planner of its method on ``ctx``'s test env) played by
+:func:`agentrm_gym.train.context.play` in this process or on ``workers`` processes / Ray; this stage adds the
+pipeline's task x method grid, the fixed test ids, the saved candidates, their re-scoring by other RMs, and the Table-1 aggregation with paired CIs
 (:mod:`agentrm_gym.train.table`).
 
 For each task of ``cfg.eval_tasks``, a fixed subset of ``eval_episodes`` TEST ids (evenly spaced over the

@@ -28,7 +28,6 @@ resumed stage plays the same episodes as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ import numpy as np
 
 from agentrm_gym.agents.planners import MCTS, BestOfN, Candidate
 from agentrm_gym.core import unwrap_text_env
-from agentrm_gym.files import repair_jsonl, write_jsonl_atomic
+from agentrm_gym.files import repair_jsonl, write_bytes_atomic, write_jsonl_atomic
 from agentrm_gym.train.common import begin_stage, tb_writer
 from agentrm_gym.train.config import CorruptRunFile, PipelineConfig
 from agentrm_gym.train.context import StageContext, canonical_jsonl, play
@@ -82,15 +81,8 @@ def drop_uncommitted(path: Path, committed: set[Any], key: Any = None) -> int:
         if k in committed:
             kept.append(line)
     if len(kept) != len(lines):
-        _write_bytes_atomic(path, b"".join(kept))
+        write_bytes_atomic(path, b"".join(kept))
     return len(lines) - len(kept)
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _no_scores(states: list[Any]) -> np.ndarray:
