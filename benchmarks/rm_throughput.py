@@ -1,7 +1,9 @@
 """Reward-model scoring throughput: states/s unbatched vs batched, uncached vs cached.
 
 Run: ``.venv/bin/python benchmarks/rm_throughput.py [--kind value|pooled] [--backbone tiny|minilm] [--states 256]``.
-``--kind pooled`` measures the demo's RM (frozen mean-pooled MiniLM + linear head, compact RM text).
+``--kind pooled`` measures the pooled RM (a frozen mean-pooled encoder + the trajectory statistics + a linear
+head, compact RM text); ``--backbone RUN/sft/policy`` is the demo's encoder (the run's SFT policy),
+``--backbone minilm`` the packaged sentence encoder.
 Batches are length-bucketed (the RM sorts the texts it must score by length before cutting batches).
 Ends with ``batched/unbatched speed-up: X.Xx`` (cache off, CPU time).
 The states are Maze states from epsilon-greedy oracle rollouts (histories of 0-50 turns). Throughput does not
@@ -48,13 +50,16 @@ def main() -> None:
     if args.kind == "pooled":
         from transformers import AutoModel, AutoTokenizer
 
-        from agentrm_gym.rm.backbones import resolve_backbone
-        from agentrm_gym.rm.pooled import PooledValueRewardModel
+        from agentrm_gym.rm.backbones import ensure_pad_token, resolve_backbone
+        from agentrm_gym.rm.pooled import STAT_NAMES, PooledValueRewardModel
 
         path = resolve_backbone("minilm" if args.backbone == "tiny" else args.backbone)
         encoder = AutoModel.from_pretrained(path)
-        rm = PooledValueRewardModel(encoder, AutoTokenizer.from_pretrained(path), np.zeros(encoder.config.hidden_size),
-                                    fmt=RMFormat(style="compact"), max_length=args.max_length, backbone=path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        ensure_pad_token(tokenizer, encoder)  # a policy directory (GPT-2) has no pad token
+        rm = PooledValueRewardModel(encoder, tokenizer, np.zeros(encoder.config.hidden_size + len(STAT_NAMES)),
+                                    fmt=RMFormat(style="compact"), max_length=args.max_length, backbone=path,
+                                    stats=True)
     else:
         fmt = RMFormat()
         rm, _ = build_value_model(args.backbone, [fmt.text(s) for s in states], fmt, args.max_length, seed=0,

@@ -49,6 +49,33 @@ def test_kv_sampler_greedy_matches_generate(tiny_lm) -> None:
         assert a[0].token_logprobs == pytest.approx(b[0].token_logprobs, abs=1e-4)
 
 
+def test_kv_sampler_decodes_only_near_a_stop_strings_first_character(tiny_lm) -> None:
+    """The stop check skips rows whose last 12 tokens hold no stop string's first character; sampled
+    rows still end exactly where a brute-force check (decode after every token) ends them."""
+    import torch
+
+    from agentrm_gym.agents.prompts import STOP_STRINGS
+    from agentrm_gym.agents.sampling import sample_continuations, stop_start_ids
+
+    policy, prompts = tiny_lm
+    tok = policy.tokenizer
+    starters = stop_start_ids(tok, STOP_STRINGS)
+    newline = tok("a\nb", add_special_tokens=False)["input_ids"]
+    assert any(i in starters for i in newline) and 0 < len(starters) < len(tok)
+    assert stop_start_ids(tok, ["\u00e9t\u00e9"]) is None  # a non-ASCII first character: check every token
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    torch.manual_seed(3)
+    stop = ("ex", "\n#")  # frequent in the untrained tiny LM's text: rows end at them, at various lengths
+    rows = [r for per in sample_continuations(policy.model, tok, ids, 4, 1.0, 24, stop) for r in per]
+    cut = 0
+    for r in rows:
+        ends = [k for k in range(1, len(r.token_ids) + 1)
+                if any(s in tok.decode(r.token_ids[:k][-12:], skip_special_tokens=True) for s in stop)]
+        assert ends[:1] == ([len(r.token_ids)] if r.stopped and ends else [])
+        cut += bool(ends)
+    assert cut  # some row ended at a stop string
+
+
 def test_kv_sampler_shares_prompts_and_is_seeded(tiny_lm) -> None:
     import torch
 
@@ -126,6 +153,53 @@ def test_pooled_rm_ranks_within_groups_and_round_trips(tmp_path: Path) -> None:
     assert int(np.argmax(loaded.score(states))) == best
     (tmp_path / "rm" / "value_head.json").write_text('{"weights": [1, 2')
     with pytest.raises(RMLoadError, match="value_head.json"):
+        load_reward_model(tmp_path / "rm")
+
+
+def test_text_stats_read_both_text_styles() -> None:
+    from agentrm_gym.rm.pooled import STAT_NAMES, text_stats
+
+    looping = AgentState("Maze", "reach the exit", "a room", tuple(
+        Step(action=a, observation=o) for a, o in [("move north", "a wall"), ("move east", "a corridor"),
+                                                    ("move north", "a wall")]))
+    for style in ("compact", "full"):
+        stats = dict(zip(STAT_NAMES, text_stats(RMFormat(style=style).text(looping)), strict=True))
+        assert stats == pytest.approx({"steps_over_20": 3 / 20, "distinct_actions": 2 / 3,
+                                       "distinct_observations": 2 / 3, "last_action_repeats": 1.0}), style
+    empty = AgentState("Maze", "reach the exit", "a room")
+    assert not text_stats(RMFormat(style="compact").text(empty)).any()
+    long = AgentState("Maze", "g", "a room", tuple(Step(action=f"move {i}", observation=str(i)) for i in range(40)))
+    stats = text_stats(RMFormat(style="compact").text(long))  # 40 steps, the middle cut from the text
+    assert stats[0] == pytest.approx(2.0) and stats[1] == 1.0 and stats[3] == 0.0
+
+
+def test_pooled_rm_with_stats_learns_a_loop_cue_and_round_trips(tmp_path: Path) -> None:
+    """Candidates that differ only in repeating themselves: the statistics carry the cue; the card lists
+    them, the loaded RM scores the same, and a head of the wrong width is refused."""
+    from agentrm_gym.agents.tiny import build_tiny_policy
+    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.rm.card import RMLoadError
+    from agentrm_gym.rm.pooled import STAT_NAMES, PooledConfig, train_pooled_rm
+
+    backbone = build_tiny_policy(tmp_path / "policy", episodes=4, vocab_size=300)
+    samples = []
+    for g in range(12):
+        for k, repeats in enumerate((0, 2, 4)):
+            actions = [f"go to room {i}" for i in range(6 - repeats)] + ["go to room 0"] * repeats
+            st = AgentState("Maze", f"goal {g}", "start", tuple(Step(action=a, observation=f"you see {a[-1]}")
+                                                                for a in actions), task_id=str(g))
+            samples.append({"state": st, "value": 1.0 - 0.4 * k, "group": f"g{g}", "task_id": str(g)})
+    rm = train_pooled_rm(samples, PooledConfig(backbone=str(backbone), max_length=96, stats=True,
+                                               alphas=[0.01, 0.1]), out_dir=tmp_path / "rm")
+    card = rm.card()
+    assert card["stats"] == list(STAT_NAMES) and card["metrics"]["pairwise_accuracy"] > 0.9
+    loaded = load_reward_model(tmp_path / "rm")
+    states = [s["state"] for s in samples[:3]]
+    assert np.allclose(loaded.score(states), rm.score(states))
+    assert int(np.argmax(loaded.score(states))) == 0
+    head = json.loads((tmp_path / "rm" / "value_head.json").read_text())
+    (tmp_path / "rm" / "value_head.json").write_text(json.dumps({**head, "weights": head["weights"][:-4]}))
+    with pytest.raises(RMLoadError, match="4 statistics"):
         load_reward_model(tmp_path / "rm")
 
 

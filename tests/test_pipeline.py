@@ -86,7 +86,10 @@ def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -
     assert len(groups) == 3 and all(len(g["candidates"]) == 2 for g in groups)
     sources = {p["source"] for p in pairs}
     assert {"group", "mcts"} <= sources and all("group" in p for p in pairs)
-    assert json.loads((out / "rm" / "agentrm_rm.json").read_text())["kind"] == "pooled_value"
+    card = json.loads((out / "rm" / "agentrm_rm.json").read_text())
+    assert card["kind"] == "pooled_value" and card["stats"]  # the demo's RM: policy states + statistics
+    assert card["backbone"] == str(out / "sft" / "policy")
+    assert (out / "rm" / "encoder" / "config.json").is_file()  # a copy: the RM loads without the run
     assert (out / "rm_implicit" / "agentrm_rm.json").is_file()
 
 
@@ -154,6 +157,16 @@ def test_aggregate_averages_and_derived_rows() -> None:
     assert t["greedy"]["averages"]["held_in_progress_rate"] == 50.0
     assert t["sample"]["tasks"]["A"]["success_rate"] == 50.0
     assert t["pass@2 (oracle)"]["averages"]["all_success_rate"] == 100.0
+
+
+def test_rm_backbone_policy_needs_a_local_policy(tmp_path: Path) -> None:
+    from agentrm_gym.train.rm_stage import rm_backbone
+
+    assert rm_backbone(preset("smoke"), tmp_path) == str(tmp_path / "sft" / "policy")
+    assert rm_backbone(preset("smoke").replace(rm_backbone="minilm"), tmp_path) == "minilm"
+    served = preset("smoke").replace(policy="openai:http://127.0.0.1:8000/v1#llama")
+    with pytest.raises(ValueError, match="rm_backbone to minilm"):
+        rm_backbone(served, tmp_path)
 
 
 def test_config_overrides_and_presets() -> None:

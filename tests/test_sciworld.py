@@ -185,3 +185,47 @@ def test_oracle_gold_path_does_not_depend_on_earlier_loads(env):
         assert info["action_valid"], action
         steps += 1
     assert info["success"] and steps <= 30
+
+
+def _branch_observations(simulators: int) -> tuple[list[str], int, int]:
+    """Three branches of find-animal@226 advanced in lockstep (as Best-of-N plays its candidates): the
+    observations, how many times the env loaded a task, and the most JVMs it held at once."""
+    env = gym.make("agentrm/ScienceWorld-v0", split="test", simulators=simulators)
+    base = env.unwrapped
+    loads = 0
+    load = base._load
+
+    def counting_load(*args, **kwargs):
+        nonlocal loads
+        loads += 1
+        return load(*args, **kwargs)
+
+    base._load = counting_load
+    _, info = env.reset(seed=0, options={"task_id": "find-animal@226"})
+    looks = [a for a in info["admissible_actions"] if a.startswith("look at")][:3]
+    assert len(looks) == 3
+    root = snapshot(env)
+    states, seen, held = [], [], 1
+    for action in looks:
+        restore(env, root)
+        seen.append(env.step(action)[0])
+        states.append(snapshot(env))
+    for _ in range(3):
+        for i, state in enumerate(states):
+            restore(env, state)
+            seen.append(env.step("wait1")[0])
+            states[i] = snapshot(env)
+            held = max(held, 1 + sum(slot["sim"].running for slot in base._parked))
+    pids = {sim.pid for sim in [base.simulator, *(slot["sim"] for slot in base._parked)]} - {None}
+    assert len(pids) == held
+    env.close()
+    assert not pids & _java_children()  # close() stops every JVM of the env
+    return seen, loads, held
+
+
+def test_restores_continue_the_jvm_that_holds_a_prefix():
+    pooled, pooled_loads, pooled_held = _branch_observations(simulators=3)
+    single, single_loads, single_held = _branch_observations(simulators=1)
+    assert pooled == single  # the same world whichever JVM plays a branch
+    assert (pooled_loads, pooled_held) == (3, 3)  # one load per JVM, then one command per restore
+    assert single_held == 1 and single_loads >= 1 + 2 + 9  # one JVM reloads at (nearly) every switch

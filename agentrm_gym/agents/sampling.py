@@ -9,7 +9,9 @@ most of the work. :func:`sample_continuations` instead
 2. repeats each prompt's cache ``n`` times (``DynamicCache.batch_repeat_interleave``) and samples all
    rows in lockstep, one token per forward pass;
 3. drops a row from the batch (``batch_select_indices``) as soon as it emits the end-of-sequence token
-   or one of the stop strings appears in its text, so a finished row costs nothing more.
+   or one of the stop strings appears in its text, so a finished row costs nothing more. A row's recent
+   text is decoded for that check only while one of its last 12 tokens holds the first character of a
+   stop string (the tokens that do are found once per tokenizer), not after every token.
 
 The log-probability of each sampled token is taken under the raw logits (temperature 1), the same as
 the ``generate`` path of :class:`~agentrm_gym.agents.hf.HFGenerator`. Sampling draws from torch's global
@@ -18,9 +20,14 @@ generator, so ``torch.manual_seed`` makes a run reproducible.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+#: Tokens decoded for the stop-string check: the stop strings' text lives in the last few tokens.
+STOP_WINDOW = 12
+_STOP_START_IDS: weakref.WeakKeyDictionary[Any, dict[frozenset[str], frozenset[int]]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -41,6 +48,22 @@ def _top_p_filter(torch: Any, logits: Any, top_p: float) -> Any:
     drop = cum - torch.softmax(sorted_logits, dim=-1) > top_p  # keep the token that crosses top_p
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def stop_start_ids(tokenizer: Any, stop: Sequence[str]) -> frozenset[int] | None:
+    """Ids of the tokens whose text holds the first character of a stop string, or ``None`` (check every
+    token) when a stop string starts with a non-ASCII character (a byte-level token may hold part of it)."""
+    chars = frozenset(s[0] for s in stop if s)
+    if not chars or not all(c.isascii() for c in chars):
+        return None
+    try:
+        per_tokenizer = _STOP_START_IDS.setdefault(tokenizer, {})
+    except TypeError:  # not weak-referenceable: compute every call
+        per_tokenizer = {}
+    if chars not in per_tokenizer:
+        per_tokenizer[chars] = frozenset(
+            i for i in range(len(tokenizer)) if any(c in tokenizer.decode([i], skip_special_tokens=True) for c in chars))
+    return per_tokenizer[chars]
 
 
 def _cache_kwarg(model: Any) -> str:
@@ -83,6 +106,8 @@ def sample_continuations(
     tokens: list[list[int]] = [[] for _ in range(rows)]
     logps: list[list[float]] = [[] for _ in range(rows)]
     stopped = [False] * rows
+    starters = stop_start_ids(tokenizer, stop) if stop else None
+    last_starter = [-STOP_WINDOW - 1] * rows  # position of each row's newest token holding a stop's first char
     cache_kw = _cache_kwarg(model)
     with torch.inference_mode():
         cache = DynamicCache()
@@ -114,7 +139,10 @@ def sample_continuations(
                     continue
                 tokens[row].append(tok)
                 logps[row].append(picked[slot])
-                if stop and any(s in tokenizer.decode(tokens[row][-12:], skip_special_tokens=True) for s in stop):
+                if starters is None or tok in starters:
+                    last_starter[row] = len(tokens[row]) - 1
+                if stop and len(tokens[row]) - 1 - last_starter[row] < STOP_WINDOW and any(
+                        s in tokenizer.decode(tokens[row][-STOP_WINDOW:], skip_special_tokens=True) for s in stop):
                     stopped[row] = True
                     continue
                 keep.append(slot)

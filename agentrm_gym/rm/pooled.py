@@ -13,6 +13,12 @@ This model spends it where it pays:
   tasks (WebShop ~0.4, ScienceWorld ~0.05); centred ones say only which candidate is better, which is
   what transfers to a held-out task's header. ``V(s) = w . e(s) + b`` with
   ``w = argmin sum_i (w . e_i + b - (v_i - mean_{g(i)} v))^2 + alpha |w|^2``.
+* **Trajectory statistics** (``stats=True``, the pipeline's ``rm_stats``): four task-agnostic numbers read
+  off the RM text are appended to the embedding (:func:`text_stats`: steps taken / 20, the share of
+  distinct actions, the share of distinct observation snippets, whether the last action repeats an
+  earlier one). A mean-pooled embedding hardly encodes counts or loops, and those cues mean the same on a
+  task the RM never saw. They are a function of the text alone, so the score cache and the served
+  RM's text route stay exact.
 * **Validation.** ``alpha`` is chosen by cross-validation on within-group pairwise accuracy. With
   ``cv="task"`` (the pipeline's default) the folds are the tasks (leave-one-task-out): the RM is meant
   for tasks it never saw, so alpha is chosen for transfer to an unseen task, from held-in data alone.
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +55,42 @@ from agentrm_gym.trajectory import AgentState, state_from_dict
 
 HEAD_NAME = "value_head.json"
 
+#: The names of :func:`text_stats`' numbers, in order (the card lists them).
+STAT_NAMES = ("steps_over_20", "distinct_actions", "distinct_observations", "last_action_repeats")
+_STEP_LINE = re.compile(r"^(\d+)\. (.*?)(?: -> (.*))?$")
+
+
+def text_stats(text: str, snippet: int = 50) -> np.ndarray:
+    """Four task-agnostic statistics of an RM text's history (:data:`STAT_NAMES`).
+
+    Reads both text styles: the compact one (``Steps taken: N.`` then ``i. action -> observation``) and
+    the full one (``Action:`` / ``Observation:`` lines). Observations are compared on their first
+    ``snippet`` characters (what the compact text shows of every step but the last). A history with no
+    step gives zeros.
+    """
+    _, history = split_rm_text(text)
+    actions: list[str] = []
+    observations: list[str] = []
+    steps = None
+    for line in history.splitlines():
+        if line.startswith("Steps taken: "):
+            digits = line[len("Steps taken: "):].rstrip(".")
+            steps = int(digits) if digits.isdigit() else None
+        elif line.startswith("Action: "):
+            actions.append(line[len("Action: "):].strip().lower())
+        elif line.startswith("Observation: "):
+            observations.append(line[len("Observation: "):].strip().lower()[:snippet])
+        elif (match := _STEP_LINE.match(line)) is not None:
+            actions.append(match.group(2).strip().lower())
+            observations.append((match.group(3) or "").strip().lower()[:snippet])
+    if len(observations) > len(actions):  # the full style's first observation precedes any action
+        observations = observations[len(observations) - len(actions):]
+    n = len(actions)
+    if n == 0:
+        return np.zeros(len(STAT_NAMES))
+    return np.array([(steps if steps is not None else n) / 20.0, len(set(actions)) / n,
+                     len(set(observations)) / n, float(actions[-1] in actions[:-1])])
+
 
 @dataclass
 class PooledConfig:
@@ -56,6 +99,7 @@ class PooledConfig:
     Attributes:
         backbone: ``"minilm"`` (the packaged all-MiniLM-L6-v2) or a directory of a Hugging Face encoder.
         max_length: encoder tokens (header kept, history cut from the left beyond it).
+        stats: append :func:`text_stats` to the embedding.
         alphas: ridge strengths tried by the grouped cross-validation.
         folds: cross-validation folds when they split task ids.
         cv: ``"task"`` (leave-one-task-out; task-id folds when there is one task) or ``"task_id"``.
@@ -66,6 +110,7 @@ class PooledConfig:
 
     backbone: str = "minilm"
     max_length: int = 384
+    stats: bool = False
     alphas: list[float] = field(default_factory=lambda: [0.3, 1.0, 3.0, 10.0])
     folds: int = 5
     cv: str = "task_id"
@@ -75,12 +120,13 @@ class PooledConfig:
 
 
 class PooledValueRewardModel(RewardModel):
-    """``V(s) = w . meanpool(encoder(text(s))) + b`` with a frozen encoder.
+    """``V(s) = w . [meanpool(encoder(text(s))), stats(text(s))] + b`` with a frozen encoder.
 
     Args:
-        encoder: a Hugging Face encoder (``AutoModel``).
+        encoder: a Hugging Face encoder (``AutoModel``; a decoder's hidden states serve as well).
         tokenizer: its tokenizer.
-        weights, bias: the linear value head on the normalised embedding.
+        weights, bias: the linear value head on the normalised embedding (and the statistics).
+        stats: whether :func:`text_stats` follow the embedding (``weights`` then has 4 more entries).
         fmt: the RM text format.
         max_length: encoder tokens.
     """
@@ -89,7 +135,7 @@ class PooledValueRewardModel(RewardModel):
 
     def __init__(self, encoder: Any, tokenizer: Any, weights: Sequence[float] | np.ndarray, bias: float = 0.0,
                  fmt: RMFormat | None = None, max_length: int = 384, batch_size: int = 32, backbone: str = "",
-                 meta: dict[str, Any] | None = None, cache_size: int = 100_000):
+                 meta: dict[str, Any] | None = None, cache_size: int = 100_000, stats: bool = False):
         super().__init__(fmt=fmt or RMFormat(style="compact"), batch_size=batch_size, cache_size=cache_size)
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
@@ -98,6 +144,14 @@ class PooledValueRewardModel(RewardModel):
         self.max_length = max_length
         self.backbone = backbone
         self.meta = dict(meta or {})
+        self.use_stats = bool(stats)
+
+    def features(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """What the head reads: the embeddings, followed by :func:`text_stats` when ``stats`` is on."""
+        x = self.embed_texts(texts, progress=progress).astype(np.float64)
+        if not self.use_stats:
+            return x
+        return np.hstack([x, np.stack([text_stats(t, self.fmt.obs_chars) for t in texts])])
 
     def embed_texts(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, encoded in length-sorted batches."""
@@ -125,10 +179,11 @@ class PooledValueRewardModel(RewardModel):
 
     def _score_texts(self, texts: list[str]) -> np.ndarray:
         self.stats.forward_calls += 1
-        return self.embed_texts(texts).astype(np.float64) @ self.weights + self.bias
+        return self.features(texts) @ self.weights + self.bias
 
     def card(self) -> dict[str, Any]:
-        return {**super().card(), "backbone": self.backbone, "max_length": self.max_length, **self.meta}
+        return {**super().card(), "backbone": self.backbone, "max_length": self.max_length,
+                "stats": list(STAT_NAMES) if self.use_stats else [], **self.meta}
 
     def save(self, path: str | Path) -> Path:
         """The encoder and tokenizer under ``path/encoder``, the head as JSON, and the card."""
@@ -159,12 +214,19 @@ class PooledValueRewardModel(RewardModel):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RMLoadError(f"{head_path}: missing or corrupted value head ({exc}); retrain the RM") from exc
         encoder = load_hf(path / "encoder", AutoModel)
-        if weights.shape != (int(encoder.config.hidden_size),) or not np.all(np.isfinite(weights)):
+        stats = card.get("stats") or []
+        if stats and list(stats) != list(STAT_NAMES):
+            raise RMLoadError(f"{path}: the card's statistics {stats} are not this release's {list(STAT_NAMES)}; "
+                              "retrain the RM or install the release that wrote it")
+        width = int(encoder.config.hidden_size) + len(stats)
+        if weights.shape != (width,) or not np.all(np.isfinite(weights)):
             raise RMLoadError(f"{head_path}: head of shape {weights.shape} does not fit the encoder's width "
-                              f"{encoder.config.hidden_size} (or holds non-finite numbers)")
+                              f"{encoder.config.hidden_size} plus {len(stats)} statistics (or holds non-finite "
+                              "numbers)")
         tok = load_tokenizer(path / "encoder")
         ensure_pad_token(tok, encoder)
-        kwargs = {"max_length": card.get("max_length", 384), "backbone": card.get("backbone", ""), "meta": meta}
+        kwargs = {"max_length": card.get("max_length", 384), "backbone": card.get("backbone", ""), "meta": meta,
+                  "stats": bool(stats)}
         return cls(encoder, tok, weights, bias, fmt, **{**kwargs, **overrides})
 
 
@@ -279,9 +341,9 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, 
     ensure_pad_token(tok, encoder)
     fmt = fmt or RMFormat(style="compact")
     rm = PooledValueRewardModel(encoder, tok, np.zeros(int(encoder.config.hidden_size)), 0.0, fmt, cfg.max_length,
-                                cfg.batch_size, backbone=str(cfg.backbone))
+                                cfg.batch_size, backbone=str(cfg.backbone), stats=cfg.stats)
     texts = [rm.text(r["state"]) for r in records]
-    x = rm.embed_texts(texts, progress=True).astype(np.float64)
+    x = rm.features(texts, progress=True)
     values = np.array([r["value"] for r in records])
     groups = [r["group"] for r in records]
     tasks = [r["task"] for r in records]
@@ -304,7 +366,8 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, 
     rm.weights, rm.bias = fit_ridge(x, y, best)
     rm.clear_cache()
     rm.meta = {
-        "objective": f"ridge on {cfg.target} values (mean-pooled frozen encoder)",
+        "objective": f"ridge on {cfg.target} values (mean-pooled frozen encoder"
+                     f"{' + trajectory statistics' if cfg.stats else ''})",
         "training": {"samples": len(records), "groups": len(set(groups)), "task_ids": len(ids),
                      "tasks": sorted(set(tasks)), "value_mean": float(values.mean()),
                      "value_std": float(values.std())},

@@ -86,7 +86,10 @@ class PipelineConfig:
                                "mean-pooled encoder + ridge head on group-centred values)")
     rm_text: str = _f("full", "RM input text: full (Thought/Action/Observation turns) or compact (every action "
                               "with an observation snippet; the middle cut past 24 steps)")
-    rm_backbone: str = _f("minilm", "RM backbone: minilm (pretrained, offline), tiny (from scratch) or a path")
+    rm_backbone: str = _f("minilm", "RM backbone: minilm (pretrained, offline), policy (the run's SFT policy: its "
+                                    "hidden states), tiny (from scratch) or a path")
+    rm_stats: bool = _f(False, "pooled RM: append four trajectory statistics (steps, distinct actions and "
+                               "observations, a repeated last action) to the embedding")
     rm_alphas: list[float] = _f([0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
                                 "pooled RM: ridge strengths tried by the CV")
     rm_cv: str = _f("task", "pooled RM: CV folds for alpha: task (leave-one-task-out: chosen for transfer to a task "
@@ -186,13 +189,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rm_epochs": 2, "rm_batch_size": 8, "rm_max_length": 128, "eval_episodes": 2,
         "eval_methods": ["greedy", "bon:2", "beam:2x2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
         "explore_groups": 3, "group_prefix_stride": 2, "rm_kind": "pooled", "rm_text": "compact",
-        "rm_backbone": "minilm", "eval_rms": ["implicit", "judge"], "implicit_steps": 10, "bootstrap": 200,
+        "rm_backbone": "policy", "rm_stats": True, "eval_rms": ["implicit", "judge"], "implicit_steps": 10, "bootstrap": 200,
     },
     "demo": {
         "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30,
         "expert_episodes_held_in": 40, "sft_steps": 300, "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
-        "explore_groups": 60, "group_caps": ["ALFWorld:40", "ScienceWorld:12"], "group_prefix_stride": 10,
-        "temperature": 0.5, "rm_kind": "pooled", "rm_text": "compact", "rm_max_length": 320,
+        "explore_groups": 100, "group_caps": ["ALFWorld:70", "ScienceWorld:24"], "group_prefix_stride": 10,
+        "temperature": 0.5, "rm_kind": "pooled", "rm_backbone": "policy", "rm_stats": True, "rm_text": "compact",
+        "rm_max_length": 320,
         "eval_episodes": 30, "eval_max_steps": 20, "eval_methods": ["greedy", "bon:5", "beam:2x3"],
         "beam_episodes": 8, "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 3, "workers": 0,
     },
@@ -200,7 +204,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
         "n_head": 8, "context": 1024, "sft_steps": 4000, "explore_trees": 100, "mcts_iterations": 30,
         "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
-        "temperature": 0.5, "rm_kind": "pooled", "rm_text": "compact", "rm_max_length": 384, "eval_episodes": 0,
+        "temperature": 0.5, "rm_kind": "pooled", "rm_backbone": "policy", "rm_stats": True, "rm_text": "compact",
+        "rm_max_length": 384, "eval_episodes": 0,
         "eval_methods": ["greedy", "bon:5", "beam:5x5"], "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 10,
         "workers": 0,
     },

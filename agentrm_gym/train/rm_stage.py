@@ -7,6 +7,8 @@ rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM:
 
 * ``pooled`` (the demo's): the frozen mean-pooled encoder with a ridge head on group-centred values,
   ``alpha`` chosen by leave-one-task-out cross-validation (``rm_cv``; :mod:`agentrm_gym.rm.pooled`);
+  ``rm_backbone=policy`` takes the run's SFT policy as that encoder (its hidden states: the one network
+  of the run that read every task's train split) and ``rm_stats`` appends the trajectory statistics;
 * ``value``: a fine-tuned ``AutoModelForSequenceClassification`` with one output, MSE (TensorBoard
   ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``; resumable from its own checkpoint).
 
@@ -33,6 +35,19 @@ def rm_train_config(cfg: PipelineConfig) -> Any:
                        max_length=cfg.rm_max_length, seed=cfg.seed)
 
 
+def rm_backbone(cfg: PipelineConfig, root: str | Path) -> str:
+    """The RM backbone of the run: ``rm_backbone``, with ``policy`` meaning the run's SFT policy directory."""
+    if cfg.rm_backbone == "policy":
+        from agentrm_gym.train.context import policy_dir
+
+        path = str(policy_dir(Path(root), cfg))
+        if path.startswith(("openai:", "vllm:")):
+            raise ValueError(f"rm_backbone=policy reads the policy's hidden states, but the policy is served "
+                             f"({path}); set rm_backbone to minilm or to the model's local directory")
+        return path
+    return cfg.rm_backbone
+
+
 def rm_format(cfg: PipelineConfig) -> Any:
     """The RM text format of the run (``rm_text``)."""
     from agentrm_gym.rm.format import RMFormat
@@ -52,7 +67,8 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]])
     policy, tok = load_model(path, device="cpu")
     reference, _ = load_model(path, device="cpu")
     epochs = max(1, round(cfg.implicit_steps * 8 / max(1, len(finals))))
-    config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(512, cfg.context), patience=0)
+    # the same token budget as the explicit RM's text (rm_max_length), within the policy's context
+    config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(cfg.rm_max_length, cfg.context), patience=0)
     rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
                            out_dir=root / "rm_implicit", fmt=rm_format(cfg), backbone=path,
                            log_dir=root / "tb" / "rm_implicit")
@@ -79,8 +95,9 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
 
         writer = tb_writer(root, "rm")
-        rm = train_pooled_rm(records, PooledConfig(backbone=cfg.rm_backbone, max_length=cfg.rm_max_length,
-                                                   alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed),
+        rm = train_pooled_rm(records, PooledConfig(backbone=rm_backbone(cfg, root), max_length=cfg.rm_max_length,
+                                                   stats=cfg.rm_stats, alphas=list(cfg.rm_alphas), cv=cfg.rm_cv,
+                                                   seed=cfg.seed),
                              out_dir=out, fmt=rm_format(cfg), writer=writer)
         if writer is not None:
             metrics = rm.card()["metrics"]
@@ -91,7 +108,7 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     elif cfg.rm_kind == "value":
         from agentrm_gym.rm import train_value_rm
 
-        rm = train_value_rm(pairs, rm_train_config(cfg), backbone=cfg.rm_backbone, out_dir=out, fmt=rm_format(cfg),
+        rm = train_value_rm(pairs, rm_train_config(cfg), backbone=rm_backbone(cfg, root), out_dir=out, fmt=rm_format(cfg),
                             log_dir=Path(root) / "tb" / "rm")
     else:
         raise ValueError(f"rm_kind must be 'pooled' or 'value', got {cfg.rm_kind!r}")

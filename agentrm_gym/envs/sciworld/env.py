@@ -1,7 +1,8 @@
 """The ScienceWorld env: the ``scienceworld`` simulator with AgentBoard's settings as a text env.
 
 :class:`ScienceWorldEnv` loads a (task, variation), steps commands (sending to the JVM only admissible
-or plausible ones), lists valid actions (cached per state) and snapshots by reload and replay. The JVM
+or plausible ones), lists valid actions (cached per state) and snapshots by reload and replay, keeping up
+to ``simulators`` JVMs so that a restore continues the one that already holds a prefix of the state. The JVM
 lives in ``jvm``, the task table in ``tasks``, command and observation text in ``text`` and the gold
 paths and expert in ``gold``.
 """
@@ -30,6 +31,8 @@ BLOCKED_COMMANDS = ("reset task",)
 MAX_COMMAND_LENGTH = 300
 #: States whose valid-action lists an env keeps (least recently used dropped first).
 ADMISSIBLE_CACHE_SIZE = 1024
+#: JVMs an env keeps for restores by default: Best-of-5 in lockstep and a 2x3 beam cycle through <= 6 states.
+DEFAULT_SIMULATORS = 6
 #: First words of ScienceWorld's action templates (``get_possible_actions()``, plus connect/disconnect and
 #: ``drop``, an alias of ``put down`` that gold paths use but the valid-action list never shows).
 ACTION_VERBS = frozenset({
@@ -83,7 +86,11 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
 
     ## Arguments
     ``split`` ("train" or "test"), ``simplifications`` (tuple of names), ``timeout`` (seconds a JVM call
-    may take; a hung call raises :class:`SimulatorTimeout`).
+    may take; a hung call raises :class:`SimulatorTimeout`), ``simulators`` (JVMs kept for restores,
+    default 6, each about 170 MB: a restore continues a JVM that holds a prefix of the target state, the
+    longest such prefix, so search that cycles through N states (Best-of-N in lockstep, beam) replays
+    one command per step instead of reloading and replaying the whole history; ``1``: reload and replay
+    in one JVM). The extra JVMs start only when a restore needs one.
 
     ## Version History
     v0: initial version (scienceworld 1.2.3).
@@ -99,6 +106,7 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
         render_mode: str | None = None,
         simplifications: tuple[str, ...] | list[str] = SIMPLIFICATIONS,
         timeout: float = 60.0,
+        simulators: int = DEFAULT_SIMULATORS,
     ):
         super().__init__(split=split, render_mode=render_mode)
         from agentrm_gym.registry import require_extra
@@ -114,8 +122,13 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
             raise ValueError(f"unknown ScienceWorld simplifications {sorted(unknown)}")
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, got {timeout}")
+        if int(simulators) < 1:
+            raise ValueError(f"simulators must be >= 1, got {simulators}")
         self.simplifications = tuple(simplifications)
+        self.simulators = int(simulators)
         self.simulator = ScienceWorldSimulator(timeout=timeout)
+        #: the other JVMs, least recently used first, each with the state it holds
+        self._parked: list[dict[str, Any]] = []
         self._task = ""
         self._variation = 0
         self._executed: list[str] = []
@@ -244,13 +257,45 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
 
     def _set_state(self, state: Any) -> None:
         target = list(state["executed"])
-        same_task = (self._task, self._variation) == (state["task"], state["variation"])
-        if not (same_task and self.simulator.running and self._executed == target[: len(self._executed)]):
-            self._load(state["task"], state["variation"])
+
+        def holds_prefix(sim: ScienceWorldSimulator, task: str, variation: int, executed: list[str]) -> bool:
+            return (sim.running and (task, variation) == (state["task"], state["variation"])
+                    and executed == target[: len(executed)])
+
+        if not holds_prefix(self.simulator, self._task, self._variation, self._executed):
+            fits = [i for i, p in enumerate(self._parked) if holds_prefix(p["sim"], p["task"], p["variation"],
+                                                                          p["executed"])]
+            if fits:
+                self._swap(max(fits, key=lambda i: len(self._parked[i]["executed"])))
+            else:
+                if self.simulators > 1:
+                    fresh = len(self._parked) + 1 < self.simulators
+                    self._swap(None if fresh else 0)  # a new JVM, or the least recently used one
+                self._load(state["task"], state["variation"])
         self._replay(target[len(self._executed):])
 
+    def _swap(self, index: int | None) -> None:
+        """Park the current JVM with its state and continue with parked JVM ``index`` (``None``: a new one)."""
+        if self.simulator.running:
+            self._parked.append({"sim": self.simulator, "task": self._task, "variation": self._variation,
+                                 "executed": list(self._executed), "score": self._score,
+                                 "completed": self._completed})  # appended last: ``index`` still holds
+        if index is None:
+            self.simulator = ScienceWorldSimulator(timeout=self.simulator.timeout)
+            self._task, self._variation, self._executed = "", 0, []
+            self._score, self._completed = 0.0, False
+        else:
+            slot = self._parked.pop(index)
+            self.simulator = slot["sim"]
+            self._task, self._variation, self._executed = slot["task"], slot["variation"], slot["executed"]
+            self._score, self._completed = slot["score"], slot["completed"]
+        self._admissible = None
+
     def close(self) -> None:
-        """Stop the JVM (a later ``reset`` starts a new one)."""
+        """Stop the JVMs (a later ``reset`` starts a new one)."""
+        for slot in self._parked:
+            slot["sim"].close()
+        self._parked = []
         self.simulator.close()
         super().close()
 
