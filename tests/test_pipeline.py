@@ -87,8 +87,13 @@ def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -
     sources = {p["source"] for p in pairs}
     assert {"group", "mcts"} <= sources and all("group" in p for p in pairs)
     card = json.loads((out / "rm" / "agentrm_rm.json").read_text())
-    assert card["kind"] == "pooled_value" and card["stats"]  # the demo's RM: policy states + statistics
-    assert card["backbone"] == str(out / "sft" / "policy")
+    assert card["kind"] == "pooled_value"
+    # the encoder chosen by the CV among the preset's candidates (the policy's states + statistics, MiniLM)
+    candidates = card["metrics"]["candidates"]
+    assert set(candidates) == {f"{out / 'sft' / 'policy'}+stats", "minilm"}
+    chosen = card["metrics"]["chosen"]
+    assert candidates[chosen]["pairwise_accuracy"] == max(c["pairwise_accuracy"] for c in candidates.values())
+    assert card["backbone"] == chosen.removesuffix("+stats") and bool(card["stats"]) == chosen.endswith("+stats")
     assert (out / "rm" / "encoder" / "config.json").is_file()  # a copy: the RM loads without the run
     assert (out / "rm_implicit" / "agentrm_rm.json").is_file()
 
@@ -162,11 +167,23 @@ def test_aggregate_averages_and_derived_rows() -> None:
 def test_rm_backbone_policy_needs_a_local_policy(tmp_path: Path) -> None:
     from agentrm_gym.train.rm_stage import rm_backbone
 
-    assert rm_backbone(preset("smoke"), tmp_path) == str(tmp_path / "sft" / "policy")
-    assert rm_backbone(preset("smoke").replace(rm_backbone="minilm"), tmp_path) == "minilm"
+    assert rm_backbone(preset("smoke"), tmp_path, "policy") == str(tmp_path / "sft" / "policy")
+    assert rm_backbone(preset("smoke").replace(rm_backbone="policy"), tmp_path) == str(tmp_path / "sft" / "policy")
+    assert rm_backbone(preset("smoke"), tmp_path) == "minilm"
     served = preset("smoke").replace(policy="openai:http://127.0.0.1:8000/v1#llama")
     with pytest.raises(ValueError, match="rm_backbone to minilm"):
-        rm_backbone(served, tmp_path)
+        rm_backbone(served, tmp_path, "policy")
+    from agentrm_gym.train.rm_stage import pooled_candidates
+
+    configs = pooled_candidates(preset("demo"), tmp_path)
+    assert [(c.backbone, c.stats) for c in configs] == [(str(tmp_path / "sft" / "policy"), True),
+                                                        (str(tmp_path / "sft" / "policy"), False),
+                                                        ("minilm", True), ("minilm", False)]
+    assert [c.stats for c in pooled_candidates(preset("demo").replace(rm_candidates=[], rm_stats=True),
+                                               tmp_path)] == [True]
+    for bad in ("minilm+stat", "+stats", "policy+stats+x"):
+        with pytest.raises(ValueError, match="rm_candidates entry"):
+            pooled_candidates(preset("demo").replace(rm_candidates=[bad]), tmp_path)
 
 
 def test_config_overrides_and_presets() -> None:

@@ -312,44 +312,33 @@ def _as_records(samples: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, *, out_dir: str | Path,
-                    fmt: RMFormat | None = None, writer: Any = None) -> PooledValueRewardModel:
-    """Encode every state once, choose ``alpha`` by grouped CV, fit the head, save the RM in ``out_dir``.
-
-    Args:
-        samples: ``{"state", "value", "group", "task_id"}`` dicts (``group``: the candidates compared with
-            each other; default the task id) or ``(AgentState, value)`` tuples.
-        config: :class:`PooledConfig`.
-        fmt: the RM text format (default: compact).
-        writer: a TensorBoard ``SummaryWriter`` for ``rm/cv_pairwise_accuracy`` per alpha.
-    """
+def _cross_validate(records: list[dict[str, Any]], cfg: PooledConfig, fmt: RMFormat,
+                    encoded: dict[tuple[str, int], tuple[Any, Any, np.ndarray]]) -> dict[str, Any]:
+    """Build the model of ``cfg``, encode every state once and cross-validate ``alpha``: the model, its
+    features, the targets, the folds, the metrics per alpha and the best alpha. ``encoded`` keeps each
+    (backbone, max_length)'s encoder, tokenizer and embeddings, so candidates that differ only in
+    ``stats`` encode once."""
     from transformers import AutoModel, AutoTokenizer
 
-    from agentrm_gym.rm.backbones import _quiet_transformers
-
-    cfg = config or PooledConfig()
-    if cfg.target not in ("centred", "raw"):
-        raise ValueError(f"target must be 'centred' or 'raw', got {cfg.target!r}")
-    records = _as_records(samples)
-    if len(records) < 2:
-        raise ValueError(f"train_pooled_rm needs at least 2 samples, got {len(records)}")
-    started = time.time()
-    _quiet_transformers()
-    path = resolve_backbone(cfg.backbone)
-    tok = AutoTokenizer.from_pretrained(path)
-    encoder = AutoModel.from_pretrained(path)
-    ensure_pad_token(tok, encoder)
-    fmt = fmt or RMFormat(style="compact")
+    key = (str(cfg.backbone), int(cfg.max_length))
+    if key not in encoded:
+        path = resolve_backbone(cfg.backbone)
+        tok = AutoTokenizer.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path)
+        ensure_pad_token(tok, encoder)
+        probe = PooledValueRewardModel(encoder, tok, np.zeros(1), 0.0, fmt, cfg.max_length, cfg.batch_size)
+        encoded[key] = (encoder, tok, probe.embed_texts([probe.text(r["state"]) for r in records],
+                                                        progress=True).astype(np.float64))
+    encoder, tok, emb = encoded[key]
     rm = PooledValueRewardModel(encoder, tok, np.zeros(int(encoder.config.hidden_size)), 0.0, fmt, cfg.max_length,
                                 cfg.batch_size, backbone=str(cfg.backbone), stats=cfg.stats)
     texts = [rm.text(r["state"]) for r in records]
-    x = rm.features(texts, progress=True)
+    x = np.hstack([emb, np.stack([text_stats(t, fmt.obs_chars) for t in texts])]) if cfg.stats else emb
     values = np.array([r["value"] for r in records])
     groups = [r["group"] for r in records]
     tasks = [r["task"] for r in records]
     y = centre_by_group(values, groups) if cfg.target == "centred" else values
-    ids = sorted({(r["task"], r["task_id"]) for r in records})
-    folds = cv_folds(records, ids, cfg)
+    folds = cv_folds(records, sorted({(r["task"], r["task_id"]) for r in records}), cfg)
     cv: dict[float, dict[str, Any]] = {}
     for alpha in cfg.alphas:
         pred = np.zeros(len(records))
@@ -360,19 +349,84 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | None = None, 
             w, b = fit_ridge(x[train], y[train], alpha)
             pred[held] = x[held] @ w + b
         cv[alpha] = group_ranking_metrics(pred, values, groups, tasks)
-        if writer is not None and cv[alpha]["pairwise_accuracy"] is not None:
-            writer.add_scalar("rm/cv_pairwise_accuracy", cv[alpha]["pairwise_accuracy"], int(round(alpha * 1000)))
     best = max(cfg.alphas, key=lambda a: (cv[a]["pairwise_accuracy"] or 0.0, -a))
-    rm.weights, rm.bias = fit_ridge(x, y, best)
+    return {"rm": rm, "x": x, "y": y, "folds": folds, "cv": cv, "alpha": best,
+            "pairwise_accuracy": cv[best]["pairwise_accuracy"] or 0.0}
+
+
+def candidate_name(cfg: PooledConfig) -> str:
+    """How a candidate is named on the card: ``<backbone>`` or ``<backbone>+stats``."""
+    return f"{cfg.backbone}{'+stats' if cfg.stats else ''}"
+
+
+def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[PooledConfig] | None = None, *,
+                    out_dir: str | Path, fmt: RMFormat | None = None, writer: Any = None) -> PooledValueRewardModel:
+    """Encode every state once, choose ``alpha`` by grouped CV, fit the head, save the RM in ``out_dir``.
+
+    ``config`` may be a list of candidates (e.g. other backbones, with and without ``stats``): each is
+    cross-validated the same way, and the one with the best within-group pairwise accuracy on the held-out
+    folds (at its best alpha; ties: the first listed) is fitted and saved; the card's
+    ``metrics.candidates`` lists every candidate's alpha, pairwise accuracy and Best-of-N lift. The folds
+    and the criterion are those of ``alpha``, so with ``cv="task"`` the encoder too is chosen for transfer
+    to a held-in task left out, on training data alone.
+
+    Args:
+        samples: ``{"state", "value", "group", "task_id"}`` dicts (``group``: the candidates compared with
+            each other; default the task id) or ``(AgentState, value)`` tuples.
+        config: a :class:`PooledConfig` or a list of them.
+        fmt: the RM text format (default: compact).
+        writer: a TensorBoard ``SummaryWriter``: ``rm/cv_pairwise_accuracy`` per alpha (step: 1000 alpha) of
+            the chosen candidate, and, with several, ``rm/cv_candidates/<i>_<name>`` of each.
+    """
+    from agentrm_gym.rm.backbones import _quiet_transformers
+
+    configs = [config or PooledConfig()] if config is None or isinstance(config, PooledConfig) else list(config)
+    if not configs:
+        raise ValueError("train_pooled_rm needs at least one PooledConfig")
+    for cfg in configs:
+        if cfg.target not in ("centred", "raw"):
+            raise ValueError(f"target must be 'centred' or 'raw', got {cfg.target!r}")
+    records = _as_records(samples)
+    if len(records) < 2:
+        raise ValueError(f"train_pooled_rm needs at least 2 samples, got {len(records)}")
+    started = time.time()
+    _quiet_transformers()
+    fmt = fmt or RMFormat(style="compact")
+    chosen: dict[str, Any] | None = None
+    table: dict[str, dict[str, Any]] = {}
+    encoded: dict[tuple[str, int], tuple[Any, Any, np.ndarray]] = {}
+    curves: list[tuple[str, dict[float, dict[str, Any]]]] = []
+    for i, cfg in enumerate(configs):
+        name = candidate_name(cfg)
+        result = _cross_validate(records, cfg, fmt, encoded)
+        curves.append((f"rm/cv_candidates/{i}_{Path(cfg.backbone).name}{'+stats' if cfg.stats else ''}", result["cv"]))
+        best = result["cv"][result["alpha"]]
+        table[name] = {"alpha": result["alpha"], "pairwise_accuracy": best["pairwise_accuracy"],
+                       "bon_lift": best["bon_lift"]}
+        if chosen is None or result["pairwise_accuracy"] > chosen["pairwise_accuracy"]:
+            chosen, chosen_cfg = result, cfg
+    assert chosen is not None
+    encoded.clear()  # the encoders of the candidates that lost
+    cfg, rm, cv, best = chosen_cfg, chosen["rm"], chosen["cv"], chosen["alpha"]
+    if writer is not None:
+        for tag, curve in [("rm/cv_pairwise_accuracy", cv), *(curves if len(configs) > 1 else [])]:
+            for alpha, m in curve.items():
+                if m["pairwise_accuracy"] is not None:
+                    writer.add_scalar(tag, m["pairwise_accuracy"], int(round(alpha * 1000)))
+    rm.weights, rm.bias = fit_ridge(chosen["x"], chosen["y"], best)
     rm.clear_cache()
+    values = np.array([r["value"] for r in records])
+    groups = [r["group"] for r in records]
     rm.meta = {
         "objective": f"ridge on {cfg.target} values (mean-pooled frozen encoder"
                      f"{' + trajectory statistics' if cfg.stats else ''})",
-        "training": {"samples": len(records), "groups": len(set(groups)), "task_ids": len(ids),
-                     "tasks": sorted(set(tasks)), "value_mean": float(values.mean()),
+        "training": {"samples": len(records), "groups": len(set(groups)),
+                     "task_ids": len({(r["task"], r["task_id"]) for r in records}),
+                     "tasks": sorted({r["task"] for r in records}), "value_mean": float(values.mean()),
                      "value_std": float(values.std())},
-        "metrics": {"alpha": best, "cv": cfg.cv, "cv_folds": int(len(np.unique(folds))), **cv[best],
+        "metrics": {"alpha": best, "cv": cfg.cv, "cv_folds": int(len(np.unique(chosen["folds"]))), **cv[best],
                     "cv_by_alpha": {str(a): cv[a]["pairwise_accuracy"] for a in cfg.alphas},
+                    **({"candidates": table, "chosen": candidate_name(cfg)} if len(configs) > 1 else {}),
                     "train_seconds": round(time.time() - started, 1)},
         "train_config": dataclasses.asdict(cfg),
     }

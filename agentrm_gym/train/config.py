@@ -90,6 +90,9 @@ class PipelineConfig:
                                     "hidden states), tiny (from scratch) or a path")
     rm_stats: bool = _f(False, "pooled RM: append four trajectory statistics (steps, distinct actions and "
                                "observations, a repeated last action) to the embedding")
+    rm_candidates: list[str] = _f([], "pooled RM: encoders to choose from, each BACKBONE or BACKBONE+stats; the "
+                                      "rm_cv cross-validation on held-in train pairs keeps the best (empty: "
+                                      "rm_backbone, with rm_stats)")
     rm_alphas: list[float] = _f([0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
                                 "pooled RM: ridge strengths tried by the CV")
     rm_cv: str = _f("task", "pooled RM: CV folds for alpha: task (leave-one-task-out: chosen for transfer to a task "
@@ -180,6 +183,9 @@ def field_help() -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in fields(PipelineConfig)}
 
 
+#: The pooled RM's encoders the demo and full presets choose from (by leave-one-task-out CV on held-in data).
+RM_CANDIDATES = ["policy+stats", "policy", "minilm+stats", "minilm"]
+
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "name": "smoke", "sft_tasks": ["Maze", "PDDL"], "rm_tasks": ["Maze"], "eval_tasks": ["Maze", "PDDL"],
@@ -189,13 +195,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rm_epochs": 2, "rm_batch_size": 8, "rm_max_length": 128, "eval_episodes": 2,
         "eval_methods": ["greedy", "bon:2", "beam:2x2"], "eval_max_steps": 4, "rm_eval_episodes": 1,
         "explore_groups": 3, "group_prefix_stride": 2, "rm_kind": "pooled", "rm_text": "compact",
-        "rm_backbone": "policy", "rm_stats": True, "eval_rms": ["implicit", "judge"], "implicit_steps": 10, "bootstrap": 200,
+        "rm_candidates": ["policy+stats", "minilm"], "eval_rms": ["implicit", "judge"], "implicit_steps": 10,
+        "bootstrap": 200,
     },
     "demo": {
         "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30,
         "expert_episodes_held_in": 40, "sft_steps": 300, "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
         "explore_groups": 100, "group_caps": ["ALFWorld:70", "ScienceWorld:24"], "group_prefix_stride": 10,
-        "temperature": 0.5, "rm_kind": "pooled", "rm_backbone": "policy", "rm_stats": True, "rm_text": "compact",
+        "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
         "rm_max_length": 320,
         "eval_episodes": 30, "eval_max_steps": 20, "eval_methods": ["greedy", "bon:5", "beam:2x3"],
         "beam_episodes": 8, "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 3, "workers": 0,
@@ -204,7 +211,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
         "n_head": 8, "context": 1024, "sft_steps": 4000, "explore_trees": 100, "mcts_iterations": 30,
         "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
-        "temperature": 0.5, "rm_kind": "pooled", "rm_backbone": "policy", "rm_stats": True, "rm_text": "compact",
+        "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
         "rm_max_length": 384, "eval_episodes": 0,
         "eval_methods": ["greedy", "bon:5", "beam:5x5"], "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 10,
         "workers": 0,

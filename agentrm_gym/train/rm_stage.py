@@ -7,8 +7,9 @@ rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM:
 
 * ``pooled`` (the demo's): the frozen mean-pooled encoder with a ridge head on group-centred values,
   ``alpha`` chosen by leave-one-task-out cross-validation (``rm_cv``; :mod:`agentrm_gym.rm.pooled`);
-  ``rm_backbone=policy`` takes the run's SFT policy as that encoder (its hidden states: the one network
-  of the run that read every task's train split) and ``rm_stats`` appends the trajectory statistics;
+  ``policy`` as a backbone is the run's SFT policy (its hidden states: the one network of the run that
+  read every task's train split), ``+stats`` appends the trajectory statistics, and with several
+  ``rm_candidates`` the same cross-validation chooses the encoder too;
 * ``value``: a fine-tuned ``AutoModelForSequenceClassification`` with one output, MSE (TensorBoard
   ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``; resumable from its own checkpoint).
 
@@ -35,9 +36,10 @@ def rm_train_config(cfg: PipelineConfig) -> Any:
                        max_length=cfg.rm_max_length, seed=cfg.seed)
 
 
-def rm_backbone(cfg: PipelineConfig, root: str | Path) -> str:
-    """The RM backbone of the run: ``rm_backbone``, with ``policy`` meaning the run's SFT policy directory."""
-    if cfg.rm_backbone == "policy":
+def rm_backbone(cfg: PipelineConfig, root: str | Path, backbone: str | None = None) -> str:
+    """An RM backbone of the run (default ``rm_backbone``), ``policy`` meaning the run's SFT policy directory."""
+    backbone = cfg.rm_backbone if backbone is None else backbone
+    if backbone == "policy":
         from agentrm_gym.train.context import policy_dir
 
         path = str(policy_dir(Path(root), cfg))
@@ -45,7 +47,24 @@ def rm_backbone(cfg: PipelineConfig, root: str | Path) -> str:
             raise ValueError(f"rm_backbone=policy reads the policy's hidden states, but the policy is served "
                              f"({path}); set rm_backbone to minilm or to the model's local directory")
         return path
-    return cfg.rm_backbone
+    return backbone
+
+
+def pooled_candidates(cfg: PipelineConfig, root: str | Path) -> list[Any]:
+    """The :class:`~agentrm_gym.rm.pooled.PooledConfig` of every ``rm_candidates`` entry (``BACKBONE`` or
+    ``BACKBONE+stats``), or of ``rm_backbone`` / ``rm_stats`` when the list is empty."""
+    from agentrm_gym.rm.pooled import PooledConfig
+
+    entries = cfg.rm_candidates or [cfg.rm_backbone + ("+stats" if cfg.rm_stats else "")]
+    out = []
+    for entry in entries:
+        name, plus, extra = entry.strip().partition("+")
+        if not name or (plus and extra != "stats"):
+            raise ValueError(f"bad rm_candidates entry {entry!r}: use BACKBONE or BACKBONE+stats "
+                             "(BACKBONE: minilm, policy or a model directory)")
+        out.append(PooledConfig(backbone=rm_backbone(cfg, root, name), max_length=cfg.rm_max_length,
+                                stats=bool(plus), alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed))
+    return out
 
 
 def rm_format(cfg: PipelineConfig) -> Any:
@@ -92,13 +111,10 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
                          "(explore more trees or groups, or lower min_visits)")
     records = [{**p, "state": state_from_dict(p["state"])} for p in pairs]  # parsed once, for every trainer
     if cfg.rm_kind == "pooled":
-        from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
+        from agentrm_gym.rm.pooled import train_pooled_rm
 
         writer = tb_writer(root, "rm")
-        rm = train_pooled_rm(records, PooledConfig(backbone=rm_backbone(cfg, root), max_length=cfg.rm_max_length,
-                                                   stats=cfg.rm_stats, alphas=list(cfg.rm_alphas), cv=cfg.rm_cv,
-                                                   seed=cfg.seed),
-                             out_dir=out, fmt=rm_format(cfg), writer=writer)
+        rm = train_pooled_rm(records, pooled_candidates(cfg, root), out_dir=out, fmt=rm_format(cfg), writer=writer)
         if writer is not None:
             metrics = rm.card()["metrics"]
             for key in ("pairwise_accuracy", "bon_lift"):
