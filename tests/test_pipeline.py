@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,17 @@ def test_rescore_cli_on_saved_candidates(smoke_run: tuple[Path, dict, dict]) -> 
     res = CliRunner().invoke(app, ["rm", "rescore", str(out), "--rm", str(out / "rm"), "--name", "again"])
     assert res.exit_code == 0, res.output
     assert "bon:2 (again)" in res.output and "| sample |" in res.output
-    assert len(list(read_jsonl(out / "eval" / "scores" / "again.jsonl"))) == 4
+    cache = out / "eval" / "scores" / "again.jsonl"
+    first = list(read_jsonl(cache))
+    assert len(first) == 4
+    res = CliRunner().invoke(app, ["rm", "rescore", str(out), "--rm", str(out / "rm"), "--name", "again"])
+    assert res.exit_code == 0 and list(read_jsonl(cache)) == first  # the same RM: the cache is reused
+    # another RM under the same name: its own scores, not the cached ones of the first
+    res = CliRunner().invoke(app, ["rm", "rescore", str(out), "--rm", str(out / "rm_implicit"), "--name", "again"])
+    assert res.exit_code == 0, res.output
+    implicit = {(r["task"], r["task_id"]): r["scores"] for r in read_jsonl(out / "eval" / "scores" / "implicit.jsonl")}
+    assert {(r["task"], r["task_id"]): r["scores"] for r in read_jsonl(cache)} == implicit != {
+        (r["task"], r["task_id"]): r["scores"] for r in first}
 
 
 def test_finished_stages_are_skipped_on_resume(smoke_run: tuple[Path, dict, dict]) -> None:
@@ -184,6 +195,19 @@ def test_rm_backbone_policy_needs_a_local_policy(tmp_path: Path) -> None:
     for bad in ("minilm+stat", "+stats", "policy+stats+x"):
         with pytest.raises(ValueError, match="rm_candidates entry"):
             pooled_candidates(preset("demo").replace(rm_candidates=[bad]), tmp_path)
+
+
+def test_a_resumed_run_names_the_overrides_it_ignores(tmp_path: Path) -> None:
+    from agentrm_gym.train.pipeline import prepare_run
+
+    cfg = preset("smoke")
+    assert prepare_run(cfg, tmp_path) == cfg
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prepare_run(cfg.replace(eval_episodes=5), tmp_path).eval_episodes == 5  # evaluation fields may change
+    with pytest.warns(UserWarning, match=r"rm_candidates \(saved \['policy\+stats', 'minilm'\], given \['minilm'\]\)"):
+        kept = prepare_run(cfg.replace(rm_candidates=["minilm"]), tmp_path)
+    assert kept.rm_candidates == ["policy+stats", "minilm"]
 
 
 def test_config_overrides_and_presets() -> None:

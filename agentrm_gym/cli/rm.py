@@ -99,7 +99,7 @@ def rescore(
     label = name or Path(rm.rstrip("/")).name or "rm"
     cfg = load_config(str(root / "config.json"))
     scores = rescore_candidates(list(read_jsonl(cand_path)), model, root / "eval" / "scores" / f"{label}.jsonl",
-                                desc=f"rescore {label}")
+                                desc=f"rescore {label}", identity=rm_identity(rm))
     results = build_results(cfg, root / "eval", {label: scores})
     tasks, held_in = list(cfg.eval_tasks), list(cfg.rm_tasks)
     keep = {m: r for m, r in results["table"].items()
@@ -107,6 +107,23 @@ def rescore(
     typer.echo(tab.format_table(keep, tasks, held_in, "progress_rate", {}))
     gains = {m: g for m, g in results["gains"].items() if m.endswith(f"({label})")}
     typer.echo("\n" + tab.format_gains(gains, "progress_rate"))
+
+
+def rm_identity(rm: str) -> str:
+    """What a re-score cache is keyed by: a served RM's URL, or a SHA-256 of an RM directory's files."""
+    import hashlib
+    from pathlib import Path
+
+    if rm.startswith(("http://", "https://")):
+        return rm
+    digest = hashlib.sha256()
+    root = Path(rm)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,7 @@ Best-of-N accuracy of the explicit RM on held-out tasks' oracle comparison sets)
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,12 +95,26 @@ def _candidate_record(task: str, task_id: str, method: str, res: Any) -> dict[st
                             "score": c.meta.get("score"), "trajectory": c.to_dict()} for c in res.candidates]}
 
 
-def rescore(candidates: Sequence[dict[str, Any]], rm: Any, path: str | Path, desc: str = "rescore") -> dict[
-        tuple[str, str], list[float]]:
-    """Scores of every saved candidate's final state by ``rm``, cached in ``path`` (JSONL, resumable)."""
+def rescore(candidates: Sequence[dict[str, Any]], rm: Any, path: str | Path, desc: str = "rescore",
+            identity: str | None = None) -> dict[tuple[str, str], list[float]]:
+    """Scores of every saved candidate's final state by ``rm``, cached in ``path`` (JSONL, resumable).
+
+    ``identity`` (e.g. a digest of the RM's files) is kept beside the cache (``<path>.rm.json``): scores
+    cached for another RM under the same file name are discarded, not returned as this RM's.
+    """
     from tqdm.auto import tqdm
 
     path = Path(path)
+    if identity is not None:
+        meta = path.with_name(path.name + ".rm.json")
+        try:
+            cached_for = json.loads(meta.read_text(encoding="utf-8")).get("rm")
+        except (OSError, ValueError, AttributeError):
+            cached_for = None
+        if cached_for != identity:
+            path.unlink(missing_ok=True)  # scores of another RM (or of an unknown one)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(meta, {"rm": identity})
     repair_jsonl(path)
     done = {(r["task"], str(r["task_id"])): r["scores"] for r in read_jsonl(path)} if path.exists() else {}
     for rec in tqdm([c for c in candidates if (c["task"], str(c["task_id"])) not in done], desc=desc, leave=False):

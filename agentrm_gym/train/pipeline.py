@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,9 @@ def prepare_run(cfg: PipelineConfig, out: str | Path) -> PipelineConfig:
     """Create the run directory and write ``config.json``; a run that exists keeps its own config.
 
     Resuming with a different config would mix data of two settings, so the saved config wins; only
-    the evaluation fields may change between runs (they do not touch the trained artefacts).
+    the evaluation fields may change between runs (they do not touch the trained artefacts). Any other
+    field given differently (``--set rm_candidates=...`` on an existing run) is named in a
+    :class:`UserWarning`, not silently dropped.
     """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -66,6 +70,14 @@ def prepare_run(cfg: PipelineConfig, out: str | Path) -> PipelineConfig:
         saved = load_config(str(path))
         eval_fields = {"eval_tasks", "eval_episodes", "eval_methods", "eval_max_steps", "rm_eval_episodes", "threads",
                        "workers", "ray"}
+        ignored = [f.name for f in fields(PipelineConfig)
+                   if f.name not in eval_fields and getattr(cfg, f.name) != getattr(saved, f.name)]
+        if ignored:
+            warnings.warn(
+                f"{path} keeps the run's saved config; these fields differ from it and are ignored: "
+                + ", ".join(f"{k} (saved {getattr(saved, k)!r}, given {getattr(cfg, k)!r})" for k in ignored)
+                + ". Use a new run directory (or edit config.json and delete the stages to redo) to change them",
+                UserWarning, stacklevel=2)
         merged = saved.replace(**{k: getattr(cfg, k) for k in eval_fields})
         if merged != saved:
             write_json_atomic(path, merged.to_dict())
