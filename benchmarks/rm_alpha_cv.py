@@ -16,11 +16,10 @@ import tempfile
 from pathlib import Path
 
 from agentrm_gym.cli.envs import format_table
-from agentrm_gym.files import read_jsonl
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
 from agentrm_gym.train.config import load_config
-from agentrm_gym.trajectory import state_from_dict
+from agentrm_gym.train.extract import load_pairs
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
         return
     cfg = load_config(f"{args.run}/config.json")
     alphas = [float(a) for a in args.alphas.split(",")]
-    records = [{**p, "state": state_from_dict(p["state"])} for p in read_jsonl(f"{args.run}/extract/pairs.jsonl")]
+    records = load_pairs(args.run)
     cards = {}
     for cv in ("task", "task_id"):
         rm = train_pooled_rm(records, PooledConfig(backbone=cfg.rm_backbone, max_length=cfg.rm_max_length, cv=cv,

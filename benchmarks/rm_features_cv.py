@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 from agentrm_gym.cli.envs import format_table
-from agentrm_gym.files import read_jsonl
 from agentrm_gym.rm.format import RMFormat
-from agentrm_gym.rm.pooled import PooledConfig, train_pooled_rm
+from agentrm_gym.rm.pooled import train_pooled_rm
 from agentrm_gym.train.config import load_config
-from agentrm_gym.train.context import policy_dir
-from agentrm_gym.trajectory import state_from_dict
+from agentrm_gym.train.extract import load_pairs
+from agentrm_gym.train.rm_stage import pooled_candidates
 
 
 def main() -> None:
@@ -35,19 +34,20 @@ def main() -> None:
         print(f"no {args.run}/extract/pairs.jsonl: run `make demo` first (or pass a run directory)")
         return
     cfg = load_config(f"{args.run}/config.json")
-    records = [{**p, "state": state_from_dict(p["state"])} for p in read_jsonl(f"{args.run}/extract/pairs.jsonl")]
-    encoders = {"minilm": "minilm", "policy": policy_dir(args.run, cfg)}
+    records = load_pairs(args.run)
+    # the encoders the demo preset chooses from, each cross-validated alone to show its per-task lifts
+    candidates = pooled_candidates(cfg.replace(rm_candidates=["minilm", "minilm+stats", "policy", "policy+stats"],
+                                               rm_cv="task"), args.run)
     rows = []
-    for name, path in encoders.items():
-        for stats in (False, True):
-            started = time.time()
-            rm = train_pooled_rm(records, PooledConfig(backbone=path, max_length=cfg.rm_max_length, stats=stats,
-                                                       alphas=list(cfg.rm_alphas), cv="task", seed=cfg.seed),
-                                 out_dir=tempfile.mkdtemp(prefix="features-cv-"), fmt=RMFormat(style=cfg.rm_text))
-            m = rm.card()["metrics"]
-            lifts = ", ".join(f"{t} {100 * v['bon_lift']:+.1f}" for t, v in m["per_task"].items())
-            rows.append([name, "yes" if stats else "no", m["alpha"], f"{m['pairwise_accuracy']:.3f}",
-                         f"{100 * m['bon_lift']:+.2f}", lifts, f"{time.time() - started:.0f}"])
+    for config in candidates:
+        started = time.time()
+        rm = train_pooled_rm(records, config, out_dir=tempfile.mkdtemp(prefix="features-cv-"),
+                             fmt=RMFormat(style=cfg.rm_text))
+        m = rm.card()["metrics"]
+        lifts = ", ".join(f"{t} {100 * v['bon_lift']:+.1f}" for t, v in m["per_task"].items())
+        name = "minilm" if config.backbone == "minilm" else "policy"
+        rows.append([name, "yes" if config.stats else "no", m["alpha"], f"{m['pairwise_accuracy']:.3f}",
+                     f"{100 * m['bon_lift']:+.2f}", lifts, f"{time.time() - started:.0f}"])
     print(f"{len(records)} held-in train states, {len({r['group'] for r in records})} groups; "
           "leave-one-task-out CV")
     print(format_table(["encoder", "statistics", "alpha", "pairwise", "Best-of-N lift (points)", "lift per task",

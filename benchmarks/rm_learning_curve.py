@@ -19,13 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from agentrm_gym.cli.envs import format_table
-from agentrm_gym.files import read_jsonl
-from agentrm_gym.rm.backbones import ensure_pad_token, resolve_backbone
 from agentrm_gym.rm.format import RMFormat
-from agentrm_gym.rm.pooled import PooledValueRewardModel, centre_by_group, fit_ridge, group_ranking_metrics
+from agentrm_gym.rm.pooled import (
+    PooledValueRewardModel,
+    centre_by_group,
+    fit_ridge,
+    group_ranking_metrics,
+    load_encoder,
+)
 from agentrm_gym.train.config import load_config
+from agentrm_gym.train.extract import load_pairs
 from agentrm_gym.train.rm_stage import rm_backbone
-from agentrm_gym.trajectory import state_from_dict
 
 
 def main() -> None:
@@ -39,13 +43,9 @@ def main() -> None:
     if not Path(args.run, "extract", "pairs.jsonl").exists():
         print(f"no {args.run}/extract/pairs.jsonl: run `make demo` first (or pass a run directory)")
         return
-    from transformers import AutoModel, AutoTokenizer
-
     cfg = load_config(f"{args.run}/config.json")
-    records = [{**p, "state": state_from_dict(p["state"])} for p in read_jsonl(f"{args.run}/extract/pairs.jsonl")]
-    path = resolve_backbone(rm_backbone(cfg, args.run, args.backbone))
-    tok, encoder = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
-    ensure_pad_token(tok, encoder)
+    records = load_pairs(args.run)
+    encoder, tok = load_encoder(rm_backbone(cfg, args.run, args.backbone))
     rm = PooledValueRewardModel(encoder, tok, np.zeros(1), 0.0, RMFormat(style=cfg.rm_text), cfg.rm_max_length,
                                 stats=args.stats)
     x = rm.features([rm.text(r["state"]) for r in records], progress=True)

@@ -48,18 +48,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     states = [samples[i][0] for i in rng.choice(len(samples), size=min(args.states, len(samples)), replace=False)]
     if args.kind == "pooled":
-        from transformers import AutoModel, AutoTokenizer
+        from agentrm_gym.rm.backbones import resolve_backbone
+        from agentrm_gym.rm.pooled import STAT_NAMES, PooledValueRewardModel, load_encoder
 
-        from agentrm_gym.rm.backbones import ensure_pad_token, resolve_backbone
-        from agentrm_gym.rm.pooled import STAT_NAMES, PooledValueRewardModel
-
-        path = resolve_backbone("minilm" if args.backbone == "tiny" else args.backbone)
-        encoder = AutoModel.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        ensure_pad_token(tokenizer, encoder)  # a policy directory (GPT-2) has no pad token
+        path = "minilm" if args.backbone == "tiny" else args.backbone
+        encoder, tokenizer = load_encoder(path)  # a policy directory (GPT-2) gets a pad token
         rm = PooledValueRewardModel(encoder, tokenizer, np.zeros(encoder.config.hidden_size + len(STAT_NAMES)),
-                                    fmt=RMFormat(style="compact"), max_length=args.max_length, backbone=path,
-                                    stats=True)
+                                    fmt=RMFormat(style="compact"), max_length=args.max_length,
+                                    backbone=resolve_backbone(path), stats=True)
     else:
         fmt = RMFormat()
         rm, _ = build_value_model(args.backbone, [fmt.text(s) for s in states], fmt, args.max_length, seed=0,

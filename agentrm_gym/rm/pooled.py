@@ -148,10 +148,13 @@ class PooledValueRewardModel(RewardModel):
 
     def features(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """What the head reads: the embeddings, followed by :func:`text_stats` when ``stats`` is on."""
-        x = self.embed_texts(texts, progress=progress).astype(np.float64)
+        return self.with_stats(self.embed_texts(texts, progress=progress).astype(np.float64), texts)
+
+    def with_stats(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``embeddings`` of ``texts`` followed by their :func:`text_stats` when ``stats`` is on."""
         if not self.use_stats:
-            return x
-        return np.hstack([x, np.stack([text_stats(t, self.fmt.obs_chars) for t in texts])])
+            return embeddings
+        return np.hstack([embeddings, np.stack([text_stats(t, self.fmt.obs_chars) for t in texts])])
 
     def embed_texts(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, encoded in length-sorted batches."""
@@ -312,28 +315,32 @@ def _as_records(samples: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _cross_validate(records: list[dict[str, Any]], cfg: PooledConfig, fmt: RMFormat,
-                    encoded: dict[tuple[str, int], tuple[Any, Any, np.ndarray]]) -> dict[str, Any]:
-    """Build the model of ``cfg``, encode every state once and cross-validate ``alpha``: the model, its
-    features, the targets, the folds, the metrics per alpha and the best alpha. ``encoded`` keeps each
-    (backbone, max_length)'s encoder, tokenizer and embeddings, so candidates that differ only in
-    ``stats`` encode once."""
+def load_encoder(backbone: str) -> tuple[Any, Any]:
+    """``(encoder, tokenizer)`` of a backbone (``minilm`` or a Hugging Face directory, a decoder's too),
+    with a pad token."""
     from transformers import AutoModel, AutoTokenizer
 
+    path = resolve_backbone(backbone)
+    tok = AutoTokenizer.from_pretrained(path)
+    encoder = AutoModel.from_pretrained(path)
+    ensure_pad_token(tok, encoder)
+    return encoder, tok
+
+
+def _cross_validate(records: list[dict[str, Any]], texts: list[str], cfg: PooledConfig, fmt: RMFormat,
+                    encoded: dict[tuple[str, int], tuple[Any, Any, np.ndarray]]) -> dict[str, Any]:
+    """Build the model of ``cfg``, encode every state's text once and cross-validate ``alpha``: the model,
+    its features, the targets, the folds, the metrics per alpha and the best alpha. ``encoded`` keeps each
+    (backbone, max_length)'s encoder, tokenizer and embeddings, so candidates that differ only in
+    ``stats`` encode once."""
     key = (str(cfg.backbone), int(cfg.max_length))
-    if key not in encoded:
-        path = resolve_backbone(cfg.backbone)
-        tok = AutoTokenizer.from_pretrained(path)
-        encoder = AutoModel.from_pretrained(path)
-        ensure_pad_token(tok, encoder)
-        probe = PooledValueRewardModel(encoder, tok, np.zeros(1), 0.0, fmt, cfg.max_length, cfg.batch_size)
-        encoded[key] = (encoder, tok, probe.embed_texts([probe.text(r["state"]) for r in records],
-                                                        progress=True).astype(np.float64))
-    encoder, tok, emb = encoded[key]
+    cached = encoded.get(key)
+    encoder, tok = cached[:2] if cached is not None else load_encoder(cfg.backbone)
     rm = PooledValueRewardModel(encoder, tok, np.zeros(int(encoder.config.hidden_size)), 0.0, fmt, cfg.max_length,
                                 cfg.batch_size, backbone=str(cfg.backbone), stats=cfg.stats)
-    texts = [rm.text(r["state"]) for r in records]
-    x = np.hstack([emb, np.stack([text_stats(t, fmt.obs_chars) for t in texts])]) if cfg.stats else emb
+    if cached is None:
+        encoded[key] = (encoder, tok, rm.embed_texts(texts, progress=True).astype(np.float64))
+    x = rm.with_stats(encoded[key][2], texts)
     values = np.array([r["value"] for r in records])
     groups = [r["group"] for r in records]
     tasks = [r["task"] for r in records]
@@ -396,10 +403,11 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
     table: dict[str, dict[str, Any]] = {}
     encoded: dict[tuple[str, int], tuple[Any, Any, np.ndarray]] = {}
     curves: list[tuple[str, dict[float, dict[str, Any]]]] = []
+    texts = [fmt.text(r["state"]) for r in records]  # the same for every candidate
     for i, cfg in enumerate(configs):
         name = candidate_name(cfg)
-        result = _cross_validate(records, cfg, fmt, encoded)
-        curves.append((f"rm/cv_candidates/{i}_{Path(cfg.backbone).name}{'+stats' if cfg.stats else ''}", result["cv"]))
+        result = _cross_validate(records, texts, cfg, fmt, encoded)
+        curves.append((f"rm/cv_candidates/{i}_{Path(name).name}", result["cv"]))
         best = result["cv"][result["alpha"]]
         table[name] = {"alpha": result["alpha"], "pairwise_accuracy": best["pairwise_accuracy"],
                        "bon_lift": best["bon_lift"]}

@@ -212,3 +212,10 @@ def verify_pairs(root: str | Path) -> int:
     if want is not None and n != want:
         raise CorruptRunFile(f"{path}: {n} pairs where the extract stage wrote {want}; {remedy}")
     return n
+
+
+def load_pairs(root: str | Path) -> list[dict[str, Any]]:
+    """The run's pairs, checked whole by :func:`verify_pairs`, each with its ``state`` parsed to an
+    :class:`~agentrm_gym.trajectory.AgentState` (what every RM trainer and the RM benchmarks read)."""
+    verify_pairs(root)
+    return [{**p, "state": state_from_dict(p["state"])} for p in read_jsonl(Path(root) / "extract" / "pairs.jsonl")]

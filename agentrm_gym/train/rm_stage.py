@@ -25,7 +25,6 @@ from typing import Any
 
 from agentrm_gym.train.common import begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
-from agentrm_gym.trajectory import read_jsonl
 
 
 def rm_train_config(cfg: PipelineConfig) -> Any:
@@ -99,17 +98,14 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     stage = begin_stage(root, "rm", threads=cfg.threads, mkdir=False)
     if stage.done:
         return stage.summary
-    from agentrm_gym.train.extract import verify_pairs
-
-    verify_pairs(root)  # extract/pairs.jsonl whole (count and sha256 of extract/done.json), not part of it
-    from agentrm_gym.trajectory import state_from_dict
+    from agentrm_gym.train.extract import load_pairs
 
     out = stage.out
-    pairs = list(read_jsonl(Path(root) / "extract" / "pairs.jsonl"))
-    if len(pairs) < 2:
-        raise ValueError(f"{root}/extract/pairs.jsonl holds {len(pairs)} pairs; the RM needs at least 2 "
+    # extract/pairs.jsonl whole (count and sha256 of extract/done.json), parsed once for every trainer
+    records = load_pairs(root)
+    if len(records) < 2:
+        raise ValueError(f"{root}/extract/pairs.jsonl holds {len(records)} pairs; the RM needs at least 2 "
                          "(explore more trees or groups, or lower min_visits)")
-    records = [{**p, "state": state_from_dict(p["state"])} for p in pairs]  # parsed once, for every trainer
     if cfg.rm_kind == "pooled":
         from agentrm_gym.rm.pooled import train_pooled_rm
 
@@ -124,7 +120,7 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     elif cfg.rm_kind == "value":
         from agentrm_gym.rm import train_value_rm
 
-        rm = train_value_rm(pairs, rm_train_config(cfg), backbone=rm_backbone(cfg, root), out_dir=out, fmt=rm_format(cfg),
+        rm = train_value_rm(records, rm_train_config(cfg), backbone=rm_backbone(cfg, root), out_dir=out, fmt=rm_format(cfg),
                             log_dir=Path(root) / "tb" / "rm")
     else:
         raise ValueError(f"rm_kind must be 'pooled' or 'value', got {cfg.rm_kind!r}")
