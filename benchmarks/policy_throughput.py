@@ -5,13 +5,16 @@ with the policy and every step's 5 prompts are kept. The same prompt lists are t
 in one run and with the same seeds, through three engines:
 
 * ``kv batched``: :class:`~agentrm_gym.agents.hf.HFGenerator` ``mode="kv"`` (the default): one call per
-  step, identical prompts encoded once, each row stopped at its own end;
-* ``kv one at a time``: the same engine, one prompt per call;
+  step, identical prompts encoded once, each row stopped at its own end, each prompt resumed from the
+  longest prefix it shares with a recent prompt (the engine's prefix cache);
+* ``kv batched, no prefix cache``: the same without the cache (each call encodes its prompts whole);
+* ``kv one at a time``: the default engine, one prompt per call;
 * ``HF generate``: ``mode="generate"``: one ``transformers`` ``generate`` call per step with
   ``stop_strings`` (the previous default).
 
-The policy is ``--policy DIR`` (e.g. ``RUN/sft/policy`` of a pipeline run) or, by default, a tiny GPT-2
-trained for ``--sft-steps`` on Maze expert dialogues (a minute). Prints generated tokens/s per engine and
+The policy is ``--policy DIR`` (e.g. ``RUN/sft/policy`` of a pipeline run: then with the run's own prompt
+builder and budget, as its evaluation sees it) or, by default, a tiny GPT-2 trained for ``--sft-steps`` on
+Maze expert dialogues (a minute). Prints generated tokens/s per engine and
 ends with ``batched/unbatched speed-up: X.Xx`` and ``vs generate: X.Xx`` (ratios of wall time on the
 same prompts).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,7 +73,17 @@ def main() -> None:
 
         path = str(build_sft_tiny_policy(tempfile.mkdtemp(), tasks=(args.task,), episodes=30,
                                          sft_steps=args.sft_steps))
-    policy = make_policy(path, seed=0, max_new_tokens=args.max_new_tokens, device="cpu")
+    run_config = Path(path).parent.parent / "config.json"  # RUN/sft/policy: the run's prompt and budget
+    if run_config.is_file():
+        from dataclasses import replace
+
+        from agentrm_gym.train.config import load_config
+        from agentrm_gym.train.sft_stage import make_pipeline_policy
+
+        cfg = replace(load_config(run_config), max_new_tokens=args.max_new_tokens)
+        policy = make_pipeline_policy(path, cfg, seed=0)
+    else:
+        policy = make_policy(path, seed=0, max_new_tokens=args.max_new_tokens, device="cpu")
     recorder = RecordingPolicy(policy)
     env = make(args.task, split="test")
     ids = env.unwrapped.task_ids("test")
@@ -81,8 +95,8 @@ def main() -> None:
     prompts = sum(len(c) for c in workload)
     model, tok = policy.model, policy.tokenizer
 
-    def replay(mode: str, one_at_a_time: bool) -> tuple[float, int]:
-        engine = HFGenerator(model, tok, mode=mode)
+    def replay(name: str, mode: str, one_at_a_time: bool, cache_mb: float) -> tuple[float, int]:
+        engine = HFGenerator(model, tok, mode=mode, prefix_cache_mb=cache_mb)
         engine.generate(workload[0][:1], 1, 0.5, 4)  # warm-up
         torch.manual_seed(0)
         tokens, t0 = 0, time.perf_counter()
@@ -90,18 +104,24 @@ def main() -> None:
             batches = [[p] for p in call] if one_at_a_time else [call]
             for b in batches:
                 tokens += sum(len(s.token_ids) for row in engine.generate(b, 1, 0.5, args.max_new_tokens) for s in row)
-        return time.perf_counter() - t0, tokens
+        dt = time.perf_counter() - t0
+        if engine.prefix_cache is not None:
+            c = engine.prefix_cache
+            reuse[name] = f"{c.reused / max(1, c.reused + c.encoded):.0%}"
+        return dt, tokens
 
-    results = {}
-    for name, mode, single in (("kv batched", "kv", False), ("kv one at a time", "kv", True),
-                               ("HF generate (batched)", "generate", False)):
-        results[name] = replay(mode, single)
-    rows = [[name, f"{dt:.2f}", tokens, f"{tokens / dt:.0f}", f"{prompts / dt:.1f}"] for name, (dt, tokens) in
-            results.items()]
+    results: dict[str, tuple[float, int]] = {}
+    reuse: dict[str, str] = {}
+    for name, mode, single, cache_mb in (("kv batched", "kv", False, 256), ("kv batched, no prefix cache", "kv", False, 0),
+                                         ("kv one at a time", "kv", True, 256),
+                                         ("HF generate (batched)", "generate", False, 0)):
+        results[name] = replay(name, mode, single, cache_mb)
+    rows = [[name, f"{dt:.2f}", tokens, f"{tokens / dt:.0f}", f"{prompts / dt:.1f}", reuse.get(name, "-")]
+            for name, (dt, tokens) in results.items()]
     print(f"policy {path}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; workload: "
           f"{args.episodes} Best-of-{args.n} episodes of {args.task} ({len(workload)} lockstep calls, {prompts} "
           f"prompts), max_new_tokens={args.max_new_tokens}, torch threads={args.threads}")
-    print(format_table(["engine", "seconds", "tokens", "tokens/s", "turns/s"], rows))
+    print(format_table(["engine", "seconds", "tokens", "tokens/s", "turns/s", "prompt tokens reused"], rows))
     # the same prompts for every engine: the speed-up is the ratio of wall times on the workload
     kv = results["kv batched"][0]
     print(f"batched/unbatched speed-up: {results['kv one at a time'][0] / kv:.1f}x")

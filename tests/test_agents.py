@@ -246,3 +246,30 @@ def test_vllm_guard_and_request_building():
     prompts, params = engine.seen
     assert len(prompts) == 2 and prompts[0].endswith("### Assistant:\n") and "Solve the maze." in prompts[0]
     assert params["n"] == 2 and params["temperature"] == 0.5
+
+
+def test_prompt_cut_step_keeps_a_cut_prompts_start_and_sft_records_follow_it():
+    """With ``cut_step=4`` turns are left out four at a time, so most prompts extend the previous step's
+    prompt; the SFT records are the prompts the next step's prompt does not extend."""
+    from agentrm_gym.train.common import CompactPromptBuilder
+    from agentrm_gym.train.sft_stage import window_records
+    from agentrm_gym.trajectory import Trajectory
+
+    steps = tuple(Step(f"move {d}", f"obs {i} " + "x" * 40, thought="t") for i, d in enumerate(["up", "down"] * 15))
+    traj = Trajectory(task="Maze", task_id="t", goal="reach the goal", observation="start", steps=steps)
+    for cut_step in (1, 4):
+        builder = CompactPromptBuilder(budget=900, cut_step=cut_step)
+        prompts = [render_plain(builder.messages(traj.state(t))) for t in range(1, len(steps) + 1)]
+        assert all(len(p) <= 900 for p in prompts) and all(f"obs {t} " in p for t, p in enumerate(prompts))
+        dropped = [int(p.split("[... ")[1].split(" ")[0]) if "[... " in p else 0 for p in prompts]
+        assert all(d % cut_step == 0 for d in dropped) and max(dropped) > 0
+        extends = sum(nxt.startswith(p[:-len("### Assistant:\n")]) for p, nxt in zip(prompts[:-1], prompts[1:], strict=True))
+        records = window_records([traj], builder)
+        assert len(records) == len(steps) - extends and records[-1]["id"] == "Maze_t_29"
+        assert all(r["conversations"][-1]["from"] == "gpt" for r in records)
+        if cut_step == 4:
+            assert extends > 0.6 * (len(steps) - 1) > len(records)
+        else:
+            assert extends < 0.5 * (len(steps) - 1)
+    with pytest.raises(ValueError, match="cut_step"):
+        PromptBuilder(cut_step=0)

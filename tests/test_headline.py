@@ -257,3 +257,44 @@ def test_results_json_is_strict() -> None:
 
     text = json.dumps(strict_json({"a": float("nan"), "b": [1.0, float("inf")]}), allow_nan=False)
     assert text == '{"a": null, "b": [1.0, null]}'
+
+
+def test_prefix_cache_resumes_prompts_exactly_and_forgets_changed_weights(tiny_lm) -> None:
+    """An episode's prompts (each the previous one plus a turn) resume from the cached KV of the previous
+    prompt: the same greedy tokens and log-probs as encoding every prompt whole, most prompt tokens reused;
+    an in-place weight update empties the cache; the byte budget evicts the oldest prompts."""
+    import torch
+
+    from agentrm_gym.agents.hf import HFGenerator
+    from agentrm_gym.agents.runner import oracle_trajectory
+    from agentrm_gym.agents.sampling import PrefixCache
+
+    policy, _ = tiny_lm
+    env = gym.make("agentrm/Maze-v0", split="test")
+    traj = oracle_trajectory(env, env.unwrapped.task_ids("test")[1])
+    env.close()
+    steps = [policy.prompts([traj.state(upto=t)] * 2 + [traj.state(upto=max(0, t - 1))]) for t in range(4)]
+    cached = HFGenerator(policy.model, policy.tokenizer)
+    scratch = HFGenerator(policy.model, policy.tokenizer, prefix_cache_mb=0)
+    assert scratch.prefix_cache is None
+    for prompts in steps:
+        for a, b in zip(cached.generate(prompts, 2, 0.0, 12), scratch.generate(prompts, 2, 0.0, 12), strict=True):
+            assert a[0].token_ids == b[0].token_ids
+            assert a[0].token_logprobs == pytest.approx(b[0].token_logprobs, abs=1e-4)
+    cache = cached.prefix_cache
+    assert cache.reused > cache.encoded and cache.hits >= 6 and len(cache) >= 4
+    with torch.no_grad():
+        next(policy.model.parameters()).add_(0.0)  # an in-place update bumps the weights' version
+    cached.generate(steps[0][:1], 1, 0.0, 4)
+    assert len(cache) == 1  # emptied, then this prompt
+    one = cache.bytes
+    small = PrefixCache(max_bytes=int(one * 2.5))
+    kv = cache.longest(policy.tokenizer(steps[0][0], add_special_tokens=False)["input_ids"])[1]
+    for k in range(4):
+        small.put([k, 1, 2], kv)
+    assert len(small) == 2 and small.bytes <= small.max_bytes
+    assert small.longest([3, 1, 2, 9])[0] == 3 and small.longest([0, 1])[0] == 0  # the oldest went first
+    with pytest.raises(ValueError, match="max_bytes"):
+        PrefixCache(0)
+    with pytest.raises(ValueError, match="prefix_cache_mb"):
+        HFGenerator(policy.model, policy.tokenizer, prefix_cache_mb=-1)

@@ -2,7 +2,8 @@
 
 :class:`HFGenerator` is the sampling engine (shared with ``agentrm serve policy``): by default the
 shared-prompt KV-cache sampler of :mod:`~agentrm_gym.agents.sampling` (each distinct prompt encoded once
-for all its samples, each row stopped at its own end); ``mode="generate"`` uses ``transformers``'
+for all its samples, each row stopped at its own end, each prompt resumed from the longest prefix it
+shares with a recent prompt); ``mode="generate"`` uses ``transformers``'
 ``generate`` instead (all ``n`` samples in one call, ``num_return_sequences``). Both return stop-string
 cut samples with the sequence log-probability under the model (raw logits, i.e. temperature 1).
 :class:`TransformersPolicy` puts the prompt builder and the parser around it.
@@ -115,17 +116,25 @@ class HFGenerator:
         model, tokenizer: a causal LM and its tokenizer.
         mode: ``"kv"`` (default: :func:`~agentrm_gym.agents.sampling.sample_continuations`) or
             ``"generate"`` (``transformers``' ``generate``; the reference the benchmark compares with).
+        prefix_cache_mb: memory for the KV caches of recent prompts in ``"kv"`` mode (a
+            :class:`~agentrm_gym.agents.sampling.PrefixCache`; ``0``: every prompt encoded from scratch).
     """
 
     MODES = ("kv", "generate")
 
-    def __init__(self, model: Any, tokenizer: Any, mode: str = "kv"):
+    def __init__(self, model: Any, tokenizer: Any, mode: str = "kv", prefix_cache_mb: float = 256):
         if mode not in self.MODES:
             raise ValueError(f"unknown sampling mode {mode!r}; use one of {', '.join(self.MODES)}")
+        if prefix_cache_mb < 0:
+            raise ValueError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
+        from agentrm_gym.agents.sampling import PrefixCache
+
         self.torch = _require_torch()
         self.model = model
         self.tokenizer = prepare_tokenizer(tokenizer)
         self.mode = mode
+        self.prefix_cache = (PrefixCache(int(prefix_cache_mb * (1 << 20)))
+                             if mode == "kv" and prefix_cache_mb > 0 else None)
 
     @property
     def device(self) -> Any:
@@ -195,7 +204,7 @@ class HFGenerator:
             counts[distinct[p]] += n
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt:] for p in texts]
         raw = sample_continuations(self.model, self.tokenizer, ids, n, temperature, max_new_tokens, stop, top_p,
-                                   counts=counts)
+                                   counts=counts, prefix_cache=self.prefix_cache)
         taken = [0] * len(texts)
         results: list[list[Sample]] = []
         for p in prompts:
@@ -279,9 +288,13 @@ class TransformersPolicy(LLMPolicy):
         return self.engine.tokenizer
 
     def seed(self, seed: int | None) -> None:
+        """Seed sampling and empty the prefix cache: an episode started with a seed samples the same
+        continuations whatever ran before it (a resumed run repeats an uninterrupted one)."""
         super().seed(seed)
         if seed is not None and hasattr(self, "_torch"):
             self._torch.manual_seed(seed)
+            if self.engine.prefix_cache is not None:
+                self.engine.prefix_cache.clear()
 
     def prompts(self, states: Sequence[AgentState]) -> list[str]:
         return [self.builder.prompt(s, self.tokenizer) for s in states]

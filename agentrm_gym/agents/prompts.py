@@ -19,7 +19,10 @@ through ``apply_chat_template``; otherwise :func:`render_plain` writes this docu
     ### User:\\n<content>\\n\\n### Assistant:\\n<content>\\n\\n ... ### Assistant:\\n
 
 Long episodes are cut in the middle to fit a budget: the instruction, the example and the episode's
-start stay, the oldest turns go first, and a note says how many were left out.
+start stay, the oldest turns go first, and a note says how many were left out; the example goes before
+the latest turn does. With ``cut_step=k`` turns
+are left out ``k`` at a time, so a cut prompt keeps its start for about ``k`` steps and each prompt is the
+previous one plus a turn (the KV sampler then resumes it instead of encoding it again).
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ class PromptBuilder:
         budget: the most ``count(render(messages))`` may be (tokens or characters); ``None``: no cut.
         count: how a rendered prompt is measured (``len`` = characters; pass a token counter for tokens).
         examples: explicit examples by task name (instead of the oracle's), e.g. for tests.
+        cut_step: turns are left out in multiples of this many (``1``: as few as fit the budget).
     """
 
     with_example: bool = True
@@ -153,6 +157,11 @@ class PromptBuilder:
     budget: int | None = None
     count: Callable[[str], int] = len
     examples: dict[str, Trajectory | None] = field(default_factory=dict)
+    cut_step: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cut_step < 1:
+            raise ValueError(f"cut_step must be >= 1, got {self.cut_step}")
 
     def example(self, task: str) -> Trajectory | None:
         if not self.with_example:
@@ -196,12 +205,13 @@ class PromptBuilder:
             return msgs
         measure = render_fn or render_plain
         n_pairs = len(turns) // 2
-        for h in (head, head[:2]):  # first drop old turns; as a last resort drop the example too
-            for keep in range(n_pairs, -1, -1):
-                kept = turns[len(turns) - 2 * keep:] if keep else []
-                msgs = assemble(h, n_pairs - keep, kept)
-                if self.count(measure(msgs)) <= budget:
-                    return msgs
+        # first drop old turns, then the example (the latest turn matters more), then every turn
+        tries = [(h, keep) for h in (head, head[:2]) for keep in range(n_pairs, 0, -1)
+                 if (n_pairs - keep) % self.cut_step == 0]
+        for h, keep in [*tries, (head, 0), (head[:2], 0)]:
+            msgs = assemble(h, n_pairs - keep, turns[len(turns) - 2 * keep:] if keep else [])
+            if self.count(measure(msgs)) <= budget:
+                return msgs
         return msgs
 
     def prompt(self, state: AgentState | Trajectory, tokenizer: Any = None) -> str:

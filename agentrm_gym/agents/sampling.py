@@ -13,6 +13,13 @@ most of the work. :func:`sample_continuations` instead
    text is decoded for that check only while one of its last 12 tokens holds the first character of a
    stop string (the tokens that do are found once per tokenizer), not after every token.
 
+With a :class:`PrefixCache` the prompts' KV caches are also kept *across* calls: a prompt resumes from
+the longest token prefix it shares with a recent prompt and only its new tokens are encoded. An agent's
+next prompt is its previous one plus a turn and an observation, and every prompt of a task starts with
+the same instruction, so in an episode most prompt tokens are encoded once. Reused and new tokens sit in
+one batch with padding between them (attention mask and explicit position ids), which is exact for any
+causal LM; a change to the model's weights (an optimiser step, ``load_state_dict``) empties the cache.
+
 The log-probability of each sampled token is taken under the raw logits (temperature 1), the same as
 the ``generate`` path of :class:`~agentrm_gym.agents.hf.HFGenerator`. Sampling draws from torch's global
 generator, so ``torch.manual_seed`` makes a run reproducible.
@@ -20,7 +27,9 @@ generator, so ``torch.manual_seed`` makes a run reproducible.
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +75,195 @@ def stop_start_ids(tokenizer: Any, stop: Sequence[str]) -> frozenset[int] | None
     return per_tokenizer[chars]
 
 
+KV = list[tuple[Any, Any]]  # per layer (keys, values), each [heads, tokens, head_dim]
+
+
+class PrefixCache:
+    """The KV caches of recent prompts, to resume a new prompt from the longest token prefix it shares.
+
+    Args:
+        max_bytes: the most the kept key/value tensors may take (least recently used dropped first).
+
+    One cache serves one model: :meth:`check` empties it when the model's weights changed since the
+    entries were made (torch's in-place version counters of the parameters).
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = self.reused = self.encoded = 0
+        self._entries: OrderedDict[tuple[int, ...], tuple[KV, int]] = OrderedDict()
+        self._table: tuple[list[tuple[int, ...]], Any] | None = None
+        self._weights: Any = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._table = None
+            self.bytes = 0
+
+    def check(self, model: Any) -> None:
+        """Empty the cache if ``model`` is not the one (or its weights not the ones) the entries came from."""
+        weights = (id(model), sum(getattr(p, "_version", 0) for p in model.parameters()))
+        if weights != self._weights:
+            self.clear()
+            self._weights = weights
+
+    def longest(self, ids: Sequence[int]) -> tuple[int, KV | None]:
+        """``(length, kv)`` of the entry sharing the longest token prefix with ``ids`` (``(0, None)``: none)."""
+        import numpy as np
+
+        with self._lock:
+            if not self._entries or not len(ids):
+                return 0, None
+            if self._table is None:  # all entries' ids in one array (-1 after each end): one comparison
+                keys = list(self._entries)
+                table = np.full((len(keys), max(map(len, keys))), -1, dtype=np.int64)
+                for row, key in enumerate(keys):
+                    table[row, :len(key)] = key
+                self._table = (keys, table)
+            keys, table = self._table
+            width = min(len(ids), table.shape[1])
+            differ = table[:, :width] != np.asarray(ids[:width], dtype=np.int64)
+            shared = np.where(differ.any(axis=1), differ.argmax(axis=1), width)
+            best = int(shared.argmax())
+            if not shared[best]:
+                return 0, None
+            self._entries.move_to_end(keys[best])
+            return int(shared[best]), self._entries[keys[best]][0]
+
+    def put(self, ids: Sequence[int], kv: KV) -> None:
+        """Keep ``kv`` (per layer keys and values of exactly ``ids``), dropping old entries beyond the budget."""
+        key = tuple(ids)
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return
+            self._entries[key] = (kv, size)
+            self._table = None
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, old) = self._entries.popitem(last=False)
+                self.bytes -= old
+
+
+def _layers(cache: Any) -> KV:
+    """Per layer ``(keys, values)`` of a ``DynamicCache`` (``layers`` in transformers >= 4.56, else lists)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))
+
+
+#: Padding a row may take to join a wider row's forward pass (tokens); wider gaps get their own pass.
+PAD_SLACK = 32
+
+
+def _buckets(lengths: Sequence[int]) -> list[list[int]]:
+    """Row indices grouped for the prompt passes: longest first, a row joins the current group while it is
+    at most ``max(PAD_SLACK, width / 4)`` tokens shorter than the group's widest row."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[groups[-1][0]] - lengths[i] <= max(PAD_SLACK, lengths[groups[-1][0]] // 4):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _forward_kwargs(model: Any) -> dict[str, Any]:
+    """``logits_to_keep=1`` where the model takes it (only the last position's logits are needed)."""
+    import inspect
+
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
+def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: Any,
+            prefix_cache: PrefixCache | None) -> tuple[Any, Any, Any, Any]:
+    """The prompts' forward passes: ``(logits at each prompt's end, cache, attention mask, next position)``.
+
+    Each prompt starts from its longest cached prefix (``prefix_cache``; the reused keys and values are
+    right-aligned before its new tokens) and rows of similar new length share a pass (:func:`_buckets`),
+    so padding stays small. The rows' keys and values are then right-aligned into one cache for decoding
+    and, with ``prefix_cache``, kept for later calls.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    hits = [prefix_cache.longest(p) if prefix_cache is not None else (0, None) for p in prompt_ids]
+    # the last prompt token is always fed, for the next-token logits
+    reuse = [min(r, max(0, len(p) - 1)) for (r, _), p in zip(hits, prompt_ids, strict=True)]
+    kw = {_cache_kwarg(model): None, **_forward_kwargs(model)}
+    logits: list[Any] = [None] * len(prompt_ids)
+    row_kv: list[KV] = [[] for _ in prompt_ids]
+    for group in _buckets([len(p) - r for p, r in zip(prompt_ids, reuse, strict=True)]):
+        past = max(reuse[i] for i in group)
+        width = max(1, max(len(prompt_ids[i]) - reuse[i] for i in group))
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), past + width), dtype=torch.long)
+        positions = torch.zeros((len(group), width), dtype=torch.long)
+        for j, i in enumerate(group):
+            p, r = prompt_ids[i], reuse[i]
+            if len(p) > r:
+                ids[j, width - len(p) + r:] = torch.tensor(list(p[r:]), dtype=torch.long)
+                mask[j, past + width - len(p) + r:] = 1
+                positions[j, width - len(p) + r:] = torch.arange(r, len(p))
+            mask[j, past - r:past] = 1
+        cache = DynamicCache()
+        if past:
+            cache = _stack([[(k[:, :reuse[i]], v[:, :reuse[i]]) for k, v in hits[i][1]] if reuse[i] else None
+                            for i in group], past, cache)
+        kw[_cache_kwarg(model)] = cache
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                    use_cache=True, **kw)
+        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or cache
+        layers = _layers(cache)
+        for j, i in enumerate(group):
+            logits[i] = out.logits[j, -1, :].float()
+            # an empty prompt keeps its (masked) pad position, so every row has a cache entry to decode on
+            valid = mask[j].nonzero()[:, 0].to(device) if prompt_ids[i] else torch.tensor([past + width - 1])
+            row_kv[i] = [(k[j].index_select(1, valid), v[j].index_select(1, valid)) for k, v in layers]
+    if prefix_cache is not None:
+        for p, kv in zip(prompt_ids, row_kv, strict=True):
+            if p:
+                prefix_cache.put(p, kv)
+        prefix_cache.hits += sum(1 for r in reuse if r)
+        prefix_cache.reused += sum(reuse)
+        prefix_cache.encoded += sum(len(p) for p in prompt_ids) - sum(reuse)
+    width = max(1, max(len(p) for p in prompt_ids))
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for i, p in enumerate(prompt_ids):
+        mask[i, width - len(p):] = 1 if p else 0
+    cache = _stack(row_kv, width, DynamicCache())
+    next_pos = torch.tensor([[len(p)] for p in prompt_ids], dtype=torch.long)
+    return torch.stack(logits), cache, mask, next_pos
+
+
+def _stack(rows: Sequence[KV | None], width: int, cache: Any) -> Any:
+    """Fill ``cache`` with the rows' per-layer keys and values right-aligned to ``width`` positions
+    (zeros before them, where the attention mask is 0; ``None``: a row with nothing to reuse)."""
+    template = next(kv for kv in rows if kv)
+    for layer, (k0, v0) in enumerate(template):
+        keys = k0.new_zeros((len(rows), k0.shape[0], width, k0.shape[2]))
+        values = v0.new_zeros((len(rows), v0.shape[0], width, v0.shape[2]))
+        for j, kv in enumerate(rows):
+            if kv:
+                n = kv[layer][0].shape[1]
+                keys[j, :, width - n:] = kv[layer][0]
+                values[j, :, width - n:] = kv[layer][1]
+        cache.update(keys, values, layer)
+    return cache
+
+
 def _cache_kwarg(model: Any) -> str:
     """``cache`` in transformers >= 5 (``past_key_values`` is deprecated there), ``past_key_values`` before."""
     import inspect
@@ -77,14 +275,14 @@ def _cache_kwarg(model: Any) -> str:
 def sample_continuations(
     model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], n: int, temperature: float,
     max_new_tokens: int, stop: Sequence[str] = (), top_p: float = 1.0, counts: Sequence[int] | None = None,
+    prefix_cache: PrefixCache | None = None,
 ) -> list[list[RawSample]]:
     """Continuations of each prompt (token ids): ``n`` each, or ``counts[i]`` for prompt ``i``.
 
-    ``temperature <= 0`` is greedy: one row per prompt, repeated. Returns one list of
-    :class:`RawSample` per prompt.
+    ``temperature <= 0`` is greedy: one row per prompt, repeated. ``prefix_cache`` resumes prompts from
+    earlier calls' KV caches (see the module docstring). Returns one list of :class:`RawSample` per prompt.
     """
     import torch
-    from transformers import DynamicCache
 
     if not prompt_ids:
         return []
@@ -94,14 +292,6 @@ def sample_continuations(
     greedy = temperature <= 0
     want = list(counts) if counts is not None else [n] * len(prompt_ids)
     reps = [1 if greedy else k for k in want]
-    width = max(1, max(len(p) for p in prompt_ids))
-    ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for i, p in enumerate(prompt_ids):
-        if p:
-            ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-            mask[i, width - len(p):] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     rows = sum(reps)
     tokens: list[list[int]] = [[] for _ in range(rows)]
     logps: list[list[float]] = [[] for _ in range(rows)]
@@ -109,18 +299,16 @@ def sample_continuations(
     starters = stop_start_ids(tokenizer, stop) if stop else None
     last_starter = [-STOP_WINDOW - 1] * rows  # position of each row's newest token holding a stop's first char
     cache_kw = _cache_kwarg(model)
+    if prefix_cache is not None:
+        prefix_cache.check(model)
     with torch.inference_mode():
-        cache = DynamicCache()
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    use_cache=True, **{cache_kw: cache})
-        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or cache
-        logits = out.logits[:, -1, :].float()
+        logits, cache, mask, positions = _encode(model, prompt_ids, pad, device, prefix_cache)
         if rows != len(prompt_ids):
             expand = torch.tensor([i for i, k in enumerate(reps) for _ in range(k)], dtype=torch.long)
             cache.batch_select_indices(expand.to(device))
             logits, mask, positions = logits[expand.to(device)], mask[expand], positions[expand]
         mask = mask.to(device)
-        next_pos = positions[:, -1:].to(device) + 1
+        next_pos = positions.to(device)
         active = list(range(rows))  # row index of each batch slot
         for _ in range(max_new_tokens):
             logp_all = torch.log_softmax(logits, dim=-1)

@@ -8,10 +8,10 @@ the records the policy will actually see (below), a linear warm-up + cosine sche
 TensorBoard scalars (``losses/sft``, ``charts/lr``) and a throughput probe.
 
 **Records.** At test time the prompt is cut to ``context - max_new_tokens`` tokens by dropping old
-turns (:class:`~agentrm_gym.train.common.CompactPromptBuilder`). Training on a whole long episode
-left-cut to the context would teach a different view (no goal), so each episode gives the prompts of the
-steps where the cut window moves: the step before the first cut and every cut step after it (one record
-for an episode that fits).
+turns (:class:`~agentrm_gym.train.common.CompactPromptBuilder`, a few at a time). Training on a whole
+long episode left-cut to the context would teach a different view (no goal), so each episode gives the
+prompts of the steps whose prompt the next step's prompt does not extend: the last step before each cut
+(one record for an episode that fits).
 
 Writes ``<run>/sft/policy`` (a Hugging Face directory: load with ``make_policy(path)``) and
 ``<run>/sft/done.json`` (final loss, parameters, tokens/s of batched sampling).
@@ -37,18 +37,21 @@ def window_records(trajs: list[Trajectory], builder: CompactPromptBuilder) -> li
     records = []
     for traj in trajs:
         n = len(traj.steps)
+        nxt = _through_last_turn(builder.messages(traj.state(1))) if n else []
         for t in range(n):
-            msgs = builder.messages(traj.state(t + 1))
-            omitted = "earlier turns omitted" in msgs[2]["content"] if len(msgs) > 2 else False
-            if t < n - 1 and not omitted:
-                nxt = builder.messages(traj.state(t + 2))
-                if len(nxt) > 2 and "earlier turns omitted" not in nxt[2]["content"]:
-                    continue  # a later record holds this one whole
-            while msgs and msgs[-1]["role"] != "assistant":
-                msgs.pop()
+            msgs, nxt = nxt, _through_last_turn(builder.messages(traj.state(t + 2))) if t < n - 1 else []
+            if nxt[:len(msgs)] == msgs:
+                continue  # the next step's prompt holds this one whole
             conv = [{"from": "human" if m["role"] == "user" else "gpt", "value": m["content"]} for m in msgs]
             records.append({"id": f"{traj.task}_{traj.task_id}_{t}", "conversations": conv})
     return records
+
+
+def _through_last_turn(msgs: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages up to the last assistant turn (the observation after it dropped)."""
+    while msgs and msgs[-1]["role"] != "assistant":
+        msgs = msgs[:-1]
+    return msgs
 
 
 def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], steps: int, batch_size: int,
