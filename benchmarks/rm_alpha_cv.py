@@ -40,10 +40,12 @@ def main() -> None:
                              out_dir=tempfile.mkdtemp(prefix="alpha-cv-"), fmt=RMFormat(style=cfg.rm_text))
         cards[cv] = rm.card()["metrics"]
     rows = [[a, *(f"{cards[cv]['cv_by_alpha'][str(a)]:.3f}" for cv in cards)] for a in alphas]
-    print(format_table(["alpha", "pairwise, leave-one-task-out", "pairwise, task-id folds"], rows))
+    print(format_table(["alpha", "pairwise (task mean), leave-one-task-out", "pairwise (task mean), task-id folds"],
+                       rows))
     for cv, m in cards.items():
         lifts = ", ".join(f"{t} {100 * v['bon_lift']:+.1f}" for t, v in m["per_task"].items())
-        print(f"{cv}: alpha {m['alpha']}, pairwise {m['pairwise_accuracy']:.3f}, "
+        print(f"{cv}: alpha {m['alpha']}, pairwise {m['task_pairwise_accuracy']:.3f} (task mean), "
+              f"{m['pairwise_accuracy']:.3f} (pooled), "
               f"Best-of-N lift {100 * m['bon_lift']:+.1f} points ({lifts})")
 
 

@@ -67,13 +67,13 @@ def main() -> None:
                     w, b = fit_ridge(x[train], y[train], alpha)
                     pred[held] = x[held] @ w + b
                 m = group_ranking_metrics(pred, values, list(groups), list(tasks))
-                per_alpha[alpha].append((m["pairwise_accuracy"], m["bon_lift"]))
+                per_alpha[alpha].append((m["task_pairwise_accuracy"], m["bon_lift"]))
         best = max(cfg.rm_alphas, key=lambda a: np.mean([p for p, _ in per_alpha[a]]))
         acc, lift = np.mean(per_alpha[best], axis=0)
         rows.append([f"{100 * frac:.0f}%", int(round(frac * len(unique))), best, f"{acc:.3f}", f"{100 * lift:+.2f}"])
     print(f"{len(records)} held-in train states in {len(unique)} groups; encoder {args.backbone}"
           f"{' + statistics' if args.stats else ''}; leave-one-task-out")
-    print(format_table(["groups used", "groups", "alpha", "pairwise", "Best-of-N lift (points)"], rows))
+    print(format_table(["groups used", "groups", "alpha", "pairwise (task mean)", "Best-of-N lift (points)"], rows))
 
 
 if __name__ == "__main__":

@@ -298,3 +298,25 @@ def test_prefix_cache_resumes_prompts_exactly_and_forgets_changed_weights(tiny_l
         PrefixCache(0)
     with pytest.raises(ValueError, match="prefix_cache_mb"):
         HFGenerator(policy.model, policy.tokenizer, prefix_cache_mb=-1)
+
+
+def test_group_ranking_metrics_weight_tasks_alike() -> None:
+    """The selection criterion averages the tasks' own pairwise accuracies: a task with many pairs ranked
+    right does not hide one with few pairs ranked wrong (the pooled accuracy would)."""
+    from agentrm_gym.rm.pooled import group_ranking_metrics
+
+    values, scores, groups, tasks = [], [], [], []
+    for g in range(9):  # task A: 9 groups of 3, ranked right
+        values += [0.0, 0.5, 1.0]
+        scores += [1.0, 2.0, 3.0]
+        groups += [f"a{g}"] * 3
+        tasks += ["A"] * 3
+    values += [0.0, 1.0]  # task B: one pair, ranked wrong
+    scores += [2.0, 1.0]
+    groups += ["b0", "b0"]
+    tasks += ["B", "B"]
+    m = group_ranking_metrics(np.array(scores), np.array(values), groups, tasks)
+    assert m["pairs"] == 28 and m["pairwise_accuracy"] == pytest.approx(27 / 28)
+    assert m["task_pairwise_accuracy"] == pytest.approx(0.5)
+    assert m["per_task"]["A"]["pairwise_accuracy"] == 1.0 and m["per_task"]["B"]["pairwise_accuracy"] == 0.0
+    assert m["per_task"]["B"]["bon_lift"] == pytest.approx(-0.5)

@@ -93,7 +93,7 @@ def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -
     candidates = card["metrics"]["candidates"]
     assert set(candidates) == {f"{out / 'sft' / 'policy'}+stats", "minilm"}
     chosen = card["metrics"]["chosen"]
-    assert candidates[chosen]["pairwise_accuracy"] == max(c["pairwise_accuracy"] for c in candidates.values())
+    assert candidates[chosen]["task_pairwise_accuracy"] == max(c["task_pairwise_accuracy"] for c in candidates.values())
     assert card["backbone"] == chosen.removesuffix("+stats") and bool(card["stats"]) == chosen.endswith("+stats")
     assert (out / "rm" / "encoder" / "config.json").is_file()  # a copy: the RM loads without the run
     assert (out / "rm_implicit" / "agentrm_rm.json").is_file()

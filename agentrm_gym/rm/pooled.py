@@ -271,13 +271,14 @@ def group_ranking_metrics(scores: np.ndarray, values: np.ndarray, groups: Sequen
     """Within-group pairwise accuracy (ties count 1/2) and the Best-of-N lift of the argmax, per task.
 
     The lift of a group is ``value(argmax score) - mean value``: what choosing by the RM adds over a random
-    candidate; ``room`` is the same for the best candidate (the oracle selector).
+    candidate; ``room`` is the same for the best candidate (the oracle selector). ``pairwise_accuracy``
+    pools every pair; ``task_pairwise_accuracy`` is the mean of the tasks' own accuracies (each task
+    weighted alike, as the tables average tasks): the selection criterion of :func:`train_pooled_rm`.
     """
     index: dict[Any, list[int]] = {}
     for i, g in enumerate(groups):
         index.setdefault(g, []).append(i)
-    pairs = correct = 0.0
-    per_task: dict[str, dict[str, list[float]]] = {}
+    per_task: dict[str, dict[str, Any]] = {}
     for members in index.values():
         v, s = values[members], scores[members]
         if len(members) < 2:
@@ -285,18 +286,22 @@ def group_ranking_metrics(scores: np.ndarray, values: np.ndarray, groups: Sequen
         diff_v = v[:, None] - v[None, :]
         diff_s = s[:, None] - s[None, :]
         mask = diff_v > 1e-9
-        pairs += float(mask.sum())
-        correct += float(((diff_s > 0) & mask).sum() + 0.5 * ((diff_s == 0) & mask).sum())
-        cell = per_task.setdefault(str(tasks[members[0]]), {"lift": [], "room": []})
+        cell = per_task.setdefault(str(tasks[members[0]]), {"lift": [], "room": [], "pairs": 0.0, "correct": 0.0})
+        cell["pairs"] += float(mask.sum())
+        cell["correct"] += float(((diff_s > 0) & mask).sum() + 0.5 * ((diff_s == 0) & mask).sum())
         cell["lift"].append(float(v[int(np.argmax(s))] - v.mean()))
         cell["room"].append(float(v.max() - v.mean()))
     lifts = [x for c in per_task.values() for x in c["lift"]]
+    pairs = sum(c["pairs"] for c in per_task.values())
+    accuracy = {t: c["correct"] / c["pairs"] for t, c in per_task.items() if c["pairs"]}
     return {
-        "pairwise_accuracy": correct / pairs if pairs else None,
+        "pairwise_accuracy": sum(c["correct"] for c in per_task.values()) / pairs if pairs else None,
+        "task_pairwise_accuracy": float(np.mean(list(accuracy.values()))) if accuracy else None,
         "pairs": int(pairs),
         "bon_lift": float(np.mean(lifts)) if lifts else None,
-        "per_task": {t: {"bon_lift": float(np.mean(c["lift"])), "oracle_room": float(np.mean(c["room"])),
-                         "groups": len(c["lift"])} for t, c in sorted(per_task.items())},
+        "per_task": {t: {"pairwise_accuracy": accuracy.get(t), "bon_lift": float(np.mean(c["lift"])),
+                         "oracle_room": float(np.mean(c["room"])), "groups": len(c["lift"])}
+                     for t, c in sorted(per_task.items())},
     }
 
 
@@ -356,9 +361,9 @@ def _cross_validate(records: list[dict[str, Any]], texts: list[str], cfg: Pooled
             w, b = fit_ridge(x[train], y[train], alpha)
             pred[held] = x[held] @ w + b
         cv[alpha] = group_ranking_metrics(pred, values, groups, tasks)
-    best = max(cfg.alphas, key=lambda a: (cv[a]["pairwise_accuracy"] or 0.0, -a))
+    best = max(cfg.alphas, key=lambda a: (cv[a]["task_pairwise_accuracy"] or 0.0, -a))
     return {"rm": rm, "x": x, "y": y, "folds": folds, "cv": cv, "alpha": best,
-            "pairwise_accuracy": cv[best]["pairwise_accuracy"] or 0.0}
+            "task_pairwise_accuracy": cv[best]["task_pairwise_accuracy"] or 0.0}
 
 
 def candidate_name(cfg: PooledConfig) -> str:
@@ -370,9 +375,12 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
                     out_dir: str | Path, fmt: RMFormat | None = None, writer: Any = None) -> PooledValueRewardModel:
     """Encode every state once, choose ``alpha`` by grouped CV, fit the head, save the RM in ``out_dir``.
 
-    ``config`` may be a list of candidates (e.g. other backbones, with and without ``stats``): each is
-    cross-validated the same way, and the one with the best within-group pairwise accuracy on the held-out
-    folds (at its best alpha; ties: the first listed) is fitted and saved; the card's
+    The criterion, for ``alpha`` and for the candidate, is the within-group pairwise accuracy on the
+    held-out folds averaged over tasks (``task_pairwise_accuracy``: each task weighted alike, as the
+    tables' held-in / held-out averages weight them; the pooled accuracy would let the task with the most
+    pairs decide). ``config`` may be a list of candidates (e.g. other backbones, with and without
+    ``stats``): each is cross-validated the same way, and the best (at its best alpha; ties: the first
+    listed) is fitted and saved; the card's
     ``metrics.candidates`` lists every candidate's alpha, pairwise accuracy and Best-of-N lift. The folds
     and the criterion are those of ``alpha``, so with ``cv="task"`` the encoder too is chosen for transfer
     to a held-in task left out, on training data alone.
@@ -382,8 +390,8 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
             each other; default the task id) or ``(AgentState, value)`` tuples.
         config: a :class:`PooledConfig` or a list of them.
         fmt: the RM text format (default: compact).
-        writer: a TensorBoard ``SummaryWriter``: ``rm/cv_pairwise_accuracy`` per alpha (step: 1000 alpha) of
-            the chosen candidate, and, with several, ``rm/cv_candidates/<i>_<name>`` of each.
+        writer: a TensorBoard ``SummaryWriter``: ``rm/cv_pairwise_accuracy`` (the task mean) per alpha
+            (step: 1000 alpha) of the chosen candidate, and, with several, ``rm/cv_candidates/<i>_<name>``.
     """
     from agentrm_gym.rm.backbones import _quiet_transformers
 
@@ -409,9 +417,9 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
         result = _cross_validate(records, texts, cfg, fmt, encoded)
         curves.append((f"rm/cv_candidates/{i}_{Path(name).name}", result["cv"]))
         best = result["cv"][result["alpha"]]
-        table[name] = {"alpha": result["alpha"], "pairwise_accuracy": best["pairwise_accuracy"],
-                       "bon_lift": best["bon_lift"]}
-        if chosen is None or result["pairwise_accuracy"] > chosen["pairwise_accuracy"]:
+        table[name] = {"alpha": result["alpha"], "task_pairwise_accuracy": best["task_pairwise_accuracy"],
+                       "pairwise_accuracy": best["pairwise_accuracy"], "bon_lift": best["bon_lift"]}
+        if chosen is None or result["task_pairwise_accuracy"] > chosen["task_pairwise_accuracy"]:
             chosen, chosen_cfg = result, cfg
     assert chosen is not None
     encoded.clear()  # the encoders of the candidates that lost
@@ -419,8 +427,8 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
     if writer is not None:
         for tag, curve in [("rm/cv_pairwise_accuracy", cv), *(curves if len(configs) > 1 else [])]:
             for alpha, m in curve.items():
-                if m["pairwise_accuracy"] is not None:
-                    writer.add_scalar(tag, m["pairwise_accuracy"], int(round(alpha * 1000)))
+                if m["task_pairwise_accuracy"] is not None:
+                    writer.add_scalar(tag, m["task_pairwise_accuracy"], int(round(alpha * 1000)))
     rm.weights, rm.bias = fit_ridge(chosen["x"], chosen["y"], best)
     rm.clear_cache()
     values = np.array([r["value"] for r in records])
@@ -433,7 +441,7 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
                      "tasks": sorted({r["task"] for r in records}), "value_mean": float(values.mean()),
                      "value_std": float(values.std())},
         "metrics": {"alpha": best, "cv": cfg.cv, "cv_folds": int(len(np.unique(chosen["folds"]))), **cv[best],
-                    "cv_by_alpha": {str(a): cv[a]["pairwise_accuracy"] for a in cfg.alphas},
+                    "cv_by_alpha": {str(a): cv[a]["task_pairwise_accuracy"] for a in cfg.alphas},
                     **({"candidates": table, "chosen": candidate_name(cfg)} if len(configs) > 1 else {}),
                     "train_seconds": round(time.time() - started, 1)},
         "train_config": dataclasses.asdict(cfg),

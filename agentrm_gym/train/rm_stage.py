@@ -113,7 +113,7 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         rm = train_pooled_rm(records, pooled_candidates(cfg, root), out_dir=out, fmt=rm_format(cfg), writer=writer)
         if writer is not None:
             metrics = rm.card()["metrics"]
-            for key in ("pairwise_accuracy", "bon_lift"):
+            for key in ("task_pairwise_accuracy", "pairwise_accuracy", "bon_lift"):
                 if metrics.get(key) is not None:
                     writer.add_scalar(f"rm/cv_selected_{key}", metrics[key], 0)
             writer.close()
