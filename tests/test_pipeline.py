@@ -71,7 +71,9 @@ def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -
         assert (table["pass@2 (oracle)"]["averages"]["all_progress_rate"]
                 >= table[rm_row]["averages"]["all_progress_rate"] - 1e-9)
     gains = results["gains"]
-    assert set(gains["bon:2 (explicit)"]) == {"sample", "greedy"}
+    # the explicit RM against the baselines and, on the same candidates, against the other RMs
+    assert set(gains["bon:2 (explicit)"]) == {"sample", "greedy", "bon:2 (implicit)", "bon:2 (judge)"}
+    assert set(gains["bon:2 (judge)"]) == {"sample", "greedy"}
     g = gains["bon:2 (explicit)"]["sample"]["all_progress_rate"]
     assert g["lo"] <= g["mean"] <= g["hi"] and g["episodes"] == 4
     assert "Paired gains" in record["table_md"]
