@@ -53,6 +53,25 @@ class RecordingPolicy:
         return self.policy.propose_batch(states, n, temperature)
 
 
+def decode_step_ms(model, batch: int, past: int, repeats: int = 50) -> float:
+    """Milliseconds of one single-token forward pass of ``batch`` rows over a ``past``-token KV cache."""
+    from transformers import DynamicCache
+
+    from agentrm_gym.agents.sampling import _cache_kwarg
+
+    kw = _cache_kwarg(model)
+    with torch.inference_mode():
+        cache = DynamicCache()
+        model(input_ids=torch.randint(2, 100, (batch, past)), use_cache=True, **{kw: cache})
+        mask = torch.ones(batch, past + 1, dtype=torch.long)
+        pos, token = torch.full((batch, 1), past), torch.randint(2, 100, (batch, 1))
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: cache})
+            cache.crop(-1)  # back to the past tokens
+        return 1000 * (time.perf_counter() - start) / repeats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--policy", default="", help="a causal-LM directory (default: train a tiny Maze policy)")
@@ -122,6 +141,10 @@ def main() -> None:
           f"{args.episodes} Best-of-{args.n} episodes of {args.task} ({len(workload)} lockstep calls, {prompts} "
           f"prompts), max_new_tokens={args.max_new_tokens}, torch threads={args.threads}")
     print(format_table(["engine", "seconds", "tokens", "tokens/s", "turns/s", "prompt tokens reused"], rows))
+    # what is left once the prompts are resumed: one decoding forward pass per generated token
+    past = max(len(tok(p, add_special_tokens=False)["input_ids"]) for call in workload for p in call)
+    steps = ", ".join(f"batch {b}: {decode_step_ms(model, b, past):.2f} ms" for b in (1, args.n))
+    print(f"one decoding forward pass over a {past}-token cache: {steps}")
     # the same prompts for every engine: the speed-up is the ratio of wall times on the workload
     kv = results["kv batched"][0]
     print(f"batched/unbatched speed-up: {results['kv one at a time'][0] / kv:.1f}x")

@@ -230,7 +230,7 @@ def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: A
         for j, i in enumerate(group):
             logits[i] = out.logits[j, -1, :].float()
             # an empty prompt keeps its (masked) pad position, so every row has a cache entry to decode on
-            valid = mask[j].nonzero()[:, 0].to(device) if prompt_ids[i] else torch.tensor([past + width - 1])
+            valid = (mask[j].nonzero()[:, 0] if prompt_ids[i] else torch.tensor([past + width - 1])).to(device)
             row_kv[i] = [(k[j].index_select(1, valid), v[j].index_select(1, valid)) for k, v in layers]
     if prefix_cache is not None:
         for p, kv in zip(prompt_ids, row_kv, strict=True):
