@@ -20,9 +20,9 @@ through ``apply_chat_template``; otherwise :func:`render_plain` writes this docu
 
 Long episodes are cut in the middle to fit a budget: the instruction, the example and the episode's
 start stay, the oldest turns go first, and a note says how many were left out; the example goes before
-the latest turn does. With ``cut_step=k`` turns
-are left out ``k`` at a time, so a cut prompt keeps its start for about ``k`` steps and each prompt is the
-previous one plus a turn (the KV sampler then resumes it instead of encoding it again).
+the latest turn does. With ``cut_step=k`` turns are left out ``k`` at a time, so a cut prompt keeps its
+start for about ``k`` steps and each prompt is the previous one plus a turn (the KV sampler then resumes
+it instead of encoding it again).
 """
 
 from __future__ import annotations
