@@ -149,6 +149,13 @@ class HFGenerator:
                 return value
         return 4096
 
+    def seed(self, seed: int) -> None:
+        """Seed sampling and empty the prefix cache, so what follows samples the same whatever came before
+        (a prompt resumed from a cache differs from one encoded whole in the last float bits)."""
+        self.torch.manual_seed(seed)
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -260,7 +267,7 @@ class TransformersPolicy(LLMPolicy):
                  builder: PromptBuilder | None = None, max_new_tokens: int = 64, retries: int = 0,
                  seed: int | None = None, top_p: float = 1.0, grounding: str = "none", sampler: str = "kv"):
         super().__init__(builder, max_new_tokens, retries, seed, grounding)
-        torch = _require_torch()
+        _require_torch()
         if isinstance(model, str | os.PathLike):
             self.name = os.path.basename(os.path.normpath(str(model))) or str(model)
             model, tokenizer = load_model(str(model), device)
@@ -276,7 +283,6 @@ class TransformersPolicy(LLMPolicy):
         if self.builder.budget is None:
             self.builder.budget = self.engine.context_length - max_new_tokens
             self.builder.count = self.engine.count_tokens
-        self._torch = torch
         self.seed(seed)
 
     @property
@@ -291,10 +297,8 @@ class TransformersPolicy(LLMPolicy):
         """Seed sampling and empty the prefix cache: an episode started with a seed samples the same
         continuations whatever ran before it (a resumed run repeats an uninterrupted one)."""
         super().seed(seed)
-        if seed is not None and hasattr(self, "_torch"):
-            self._torch.manual_seed(seed)
-            if self.engine.prefix_cache is not None:
-                self.engine.prefix_cache.clear()
+        if seed is not None and hasattr(self, "engine"):
+            self.engine.seed(seed)
 
     def prompts(self, states: Sequence[AgentState]) -> list[str]:
         return [self.builder.prompt(s, self.tokenizer) for s in states]

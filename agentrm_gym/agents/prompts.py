@@ -228,11 +228,22 @@ def to_sharegpt(trajectory: Trajectory, builder: PromptBuilder | None = None,
     last assistant turn ("Thought: ...\\nAction: ...").
     """
     builder = builder or PromptBuilder()
-    msgs = builder.messages(trajectory, budget=None)
-    while msgs and msgs[-1]["role"] != "assistant":
-        msgs.pop()
+    msgs = through_last_turn(builder.messages(trajectory, budget=None))
+    return messages_to_sharegpt(msgs, record_id or f"{trajectory.task}_{trajectory.task_id}")
+
+
+def through_last_turn(msgs: Sequence[Message]) -> list[Message]:
+    """The messages up to the last assistant turn (the observation after it dropped)."""
+    end = len(msgs)
+    while end and msgs[end - 1]["role"] != "assistant":
+        end -= 1
+    return list(msgs[:end])
+
+
+def messages_to_sharegpt(msgs: Sequence[Message], record_id: str) -> dict[str, Any]:
+    """Chat messages as an ETO/ShareGPT record ``{"id", "conversations": [{"from", "value"}]}``."""
     conv = [{"from": "human" if m["role"] == "user" else "gpt", "value": m["content"]} for m in msgs]
-    return {"id": record_id or f"{trajectory.task}_{trajectory.task_id}", "conversations": conv}
+    return {"id": record_id, "conversations": conv}
 
 
 def sharegpt_to_messages(record: dict[str, Any]) -> list[Message]:

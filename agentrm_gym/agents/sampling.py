@@ -27,6 +27,7 @@ generator, so ``torch.manual_seed`` makes a run reproducible.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -138,6 +139,12 @@ class PrefixCache:
             self._entries.move_to_end(keys[best])
             return int(shared[best]), self._entries[keys[best]][0]
 
+    def count(self, reused: Sequence[int], total: int) -> None:
+        """Account one call: the tokens each prompt resumed, of ``total`` prompt tokens."""
+        self.hits += sum(1 for r in reused if r)
+        self.reused += sum(reused)
+        self.encoded += total - sum(reused)
+
     def put(self, ids: Sequence[int], kv: KV) -> None:
         """Keep ``kv`` (per layer keys and values of exactly ``ids``), dropping old entries beyond the budget."""
         key = tuple(ids)
@@ -180,32 +187,28 @@ def _buckets(lengths: Sequence[int]) -> list[list[int]]:
     return groups
 
 
-def _forward_kwargs(model: Any) -> dict[str, Any]:
-    """``logits_to_keep=1`` where the model takes it (only the last position's logits are needed)."""
-    import inspect
-
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-
-
 def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: Any,
             prefix_cache: PrefixCache | None) -> tuple[Any, Any, Any, Any]:
     """The prompts' forward passes: ``(logits at each prompt's end, cache, attention mask, next position)``.
 
     Each prompt starts from its longest cached prefix (``prefix_cache``; the reused keys and values are
     right-aligned before its new tokens) and rows of similar new length share a pass (:func:`_buckets`),
-    so padding stays small. The rows' keys and values are then right-aligned into one cache for decoding
-    and, with ``prefix_cache``, kept for later calls.
+    so padding stays small. With one pass its cache (holes masked) is the decoding cache; with several,
+    the rows' keys and values are right-aligned into one. With ``prefix_cache`` each row's are also kept
+    for later calls.
     """
     import torch
     from transformers import DynamicCache
 
+    cache_kw, last_only = _forward_signature(type(model))
+    extra = {"logits_to_keep": 1} if last_only else {}
     hits = [prefix_cache.longest(p) if prefix_cache is not None else (0, None) for p in prompt_ids]
     # the last prompt token is always fed, for the next-token logits
     reuse = [min(r, max(0, len(p) - 1)) for (r, _), p in zip(hits, prompt_ids, strict=True)]
-    kw = {_cache_kwarg(model): None, **_forward_kwargs(model)}
+    groups = [sorted(g) for g in _buckets([len(p) - r for p, r in zip(prompt_ids, reuse, strict=True)])]
     logits: list[Any] = [None] * len(prompt_ids)
     row_kv: list[KV] = [[] for _ in prompt_ids]
-    for group in _buckets([len(p) - r for p, r in zip(prompt_ids, reuse, strict=True)]):
+    for group in groups:
         past = max(reuse[i] for i in group)
         width = max(1, max(len(prompt_ids[i]) - reuse[i] for i in group))
         ids = torch.full((len(group), width), pad, dtype=torch.long)
@@ -222,13 +225,15 @@ def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: A
         if past:
             cache = _stack([[(k[:, :reuse[i]], v[:, :reuse[i]]) for k, v in hits[i][1]] if reuse[i] else None
                             for i in group], past, cache)
-        kw[_cache_kwarg(model)] = cache
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    use_cache=True, **kw)
+                    use_cache=True, **{cache_kw: cache}, **extra)
         cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or cache
-        layers = _layers(cache)
         for j, i in enumerate(group):
             logits[i] = out.logits[j, -1, :].float()
+        if prefix_cache is None and len(groups) == 1:
+            break  # nothing to keep, nothing to merge: this pass's cache decodes
+        layers = _layers(cache)
+        for j, i in enumerate(group):
             # an empty prompt keeps its (masked) pad position, so every row has a cache entry to decode on
             valid = (mask[j].nonzero()[:, 0] if prompt_ids[i] else torch.tensor([past + width - 1])).to(device)
             row_kv[i] = [(k[j].index_select(1, valid), v[j].index_select(1, valid)) for k, v in layers]
@@ -236,14 +241,13 @@ def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: A
         for p, kv in zip(prompt_ids, row_kv, strict=True):
             if p:
                 prefix_cache.put(p, kv)
-        prefix_cache.hits += sum(1 for r in reuse if r)
-        prefix_cache.reused += sum(reuse)
-        prefix_cache.encoded += sum(len(p) for p in prompt_ids) - sum(reuse)
-    width = max(1, max(len(p) for p in prompt_ids))
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for i, p in enumerate(prompt_ids):
-        mask[i, width - len(p):] = 1 if p else 0
-    cache = _stack(row_kv, width, DynamicCache())
+        prefix_cache.count(reuse, sum(len(p) for p in prompt_ids))
+    if len(groups) > 1:
+        width = max(1, max(len(p) for p in prompt_ids))
+        mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+        for i, p in enumerate(prompt_ids):
+            mask[i, width - len(p):] = 1 if p else 0
+        cache = _stack(row_kv, width, DynamicCache())
     next_pos = torch.tensor([[len(p)] for p in prompt_ids], dtype=torch.long)
     return torch.stack(logits), cache, mask, next_pos
 
@@ -264,12 +268,20 @@ def _stack(rows: Sequence[KV | None], width: int, cache: Any) -> Any:
     return cache
 
 
-def _cache_kwarg(model: Any) -> str:
-    """``cache`` in transformers >= 5 (``past_key_values`` is deprecated there), ``past_key_values`` before."""
+@functools.cache
+def _forward_signature(model_class: type) -> tuple[str, bool]:
+    """``(cache keyword, takes logits_to_keep)`` of a model class's ``forward``: ``cache`` in transformers
+    >= 5 (``past_key_values`` is deprecated there), ``past_key_values`` before; ``logits_to_keep=1`` (only
+    the last position's logits) where the class takes it."""
     import inspect
 
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    params = inspect.signature(model_class.forward).parameters
+    return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The keyword a model's ``forward`` takes its KV cache under."""
+    return _forward_signature(type(model))[0]
 
 
 def sample_continuations(

@@ -247,9 +247,7 @@ def create_app(model_path: str | None = None, *, model: Any = None, tokenizer: A
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         with lock:
             if seed is not None:  # a seeded request samples the same whatever was served before it
-                torch.manual_seed(seed)
-                if engine.prefix_cache is not None:
-                    engine.prefix_cache.clear()
+                engine.seed(seed)
             return engine.generate(prompts, n, temperature, max_tokens, stop=stops, top_p=top_p)
 
     def usage(prompts: list[str], rows: list[list[Any]]) -> dict[str, int]:

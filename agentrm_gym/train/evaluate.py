@@ -159,10 +159,10 @@ def build_results(cfg: PipelineConfig, out: Path, extra_scores: dict[str, Any] |
     rows.update({m: v for m, v in played.items() if m not in rows and not m.startswith("bon")})
     gain_table = tab.gains(rows, tasks, held_in, resamples=cfg.bootstrap, seed=cfg.seed)
     explicit = f"bon:{n} ({EXPLICIT})"
-    for other in [m for m in rows if m.startswith(f"bon:{n} (") and m != explicit and explicit in rows]:
-        # the explicit RM against each other RM on the same candidates (the headline's "explicit >= implicit")
-        gain_table.setdefault(explicit, {})[other] = tab.paired_gain(rows[explicit], rows[other], tasks, held_in,
-                                                                     cfg.bootstrap, cfg.seed)
+    if explicit in rows:  # the explicit RM against each other RM on the same candidates
+        for other in [m for m in rows if m.startswith(f"bon:{n} (") and m != explicit]:
+            gain_table.setdefault(explicit, {})[other] = tab.paired_gain(rows[explicit], rows[other], tasks,
+                                                                         held_in, cfg.bootstrap, cfg.seed)
     seconds = {m: round(sum(r["cost"]["wall_seconds"] for r in records if r["method"] == m), 1)
                for m in cfg.eval_methods}
     return {"table": tab.summarize(rows, tasks, held_in), "gains": gain_table, "rm_quality": quality or [],

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from agentrm_gym.agents.prompts import messages_to_sharegpt, through_last_turn
 from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import Trajectory, read_jsonl
@@ -37,21 +38,13 @@ def window_records(trajs: list[Trajectory], builder: CompactPromptBuilder) -> li
     records = []
     for traj in trajs:
         n = len(traj.steps)
-        nxt = _through_last_turn(builder.messages(traj.state(1))) if n else []
+        nxt = through_last_turn(builder.messages(traj.state(1))) if n else []
         for t in range(n):
-            msgs, nxt = nxt, _through_last_turn(builder.messages(traj.state(t + 2))) if t < n - 1 else []
+            msgs, nxt = nxt, through_last_turn(builder.messages(traj.state(t + 2))) if t < n - 1 else []
             if nxt[:len(msgs)] == msgs:
                 continue  # the next step's prompt holds this one whole
-            conv = [{"from": "human" if m["role"] == "user" else "gpt", "value": m["content"]} for m in msgs]
-            records.append({"id": f"{traj.task}_{traj.task_id}_{t}", "conversations": conv})
+            records.append(messages_to_sharegpt(msgs, f"{traj.task}_{traj.task_id}_{t}"))
     return records
-
-
-def _through_last_turn(msgs: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The messages up to the last assistant turn (the observation after it dropped)."""
-    while msgs and msgs[-1]["role"] != "assistant":
-        msgs = msgs[:-1]
-    return msgs
 
 
 def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], steps: int, batch_size: int,
