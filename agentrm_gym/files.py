@@ -6,6 +6,9 @@
 * :func:`append_jsonl` / :func:`read_jsonl` / :func:`repair_jsonl` / :func:`rewrite_jsonl` /
   :func:`write_jsonl_atomic` - JSON lines, appended as work finishes; a last line cut short by an
   interrupted writer is skipped on read and dropped on repair;
+* :func:`write_dir_atomic` / :func:`remove_debris` - a directory written under a hidden temporary name and
+  renamed into place; what an interrupted writer left (hidden entries) removed before a stage resumes;
+* :func:`kill_point` - named points where the kill-resume tests SIGKILL the process (``AGENTRM_KILL_AT``);
 * :func:`cache_dir` - ``$AGENTRM_CACHE`` (default ``~/.cache/agentrm_gym``), where generated data lives.
 
 Nothing here imports another agentrm_gym module.
@@ -16,8 +19,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import signal
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        kill_point("atomic-write")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,9 +80,15 @@ def append_jsonl(path: str | Path, records: Iterable[Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r.to_dict() if hasattr(r, "to_dict") else r, ensure_ascii=False) + "\n"
+                   for r in records)
     with path.open("a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.to_dict() if hasattr(r, "to_dict") else r, ensure_ascii=False) + "\n")
+        if _KILL_ENV in os.environ or _KILL_TRACE_ENV in os.environ:  # the kill-resume tests: a kill here leaves the last line cut short
+            f.write(text[: len(text) // 2])
+            f.flush()
+            kill_point("append")
+            text = text[len(text) // 2:]
+        f.write(text)
         f.flush()
 
 
@@ -121,6 +133,73 @@ def rewrite_jsonl(path: str | Path) -> list[dict[str, Any]]:
     records = list(read_jsonl(path))
     write_jsonl_atomic(path, records)
     return records
+
+
+def write_dir_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Fill a directory through ``write(tmp)`` on a hidden temporary sibling, then rename it to ``path``.
+
+    A reader (or a resumed stage) never sees a half-written directory: an interrupted writer leaves only
+    the hidden ``.<name>.partial`` entry, which :func:`remove_debris` removes. An existing ``path`` is
+    replaced.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    kill_point("atomic-dir")
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_debris(directory: str | Path) -> list[Path]:
+    """Remove every hidden entry (a name starting with ``.``) under ``directory``; returns what was removed.
+
+    Stages write hidden names only as temporaries (this module's atomic writes, :func:`write_dir_atomic`,
+    the temporary files libraries such as ``transformers`` create beside their outputs), so whatever hidden
+    entry is left when a stage starts again is the debris of an interrupted write, whatever its name.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for entry in sorted(directory.rglob(".*"), key=lambda p: len(p.parts)):
+        if any(p in removed for p in entry.parents):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+#: The environment variable naming the point and count at which :func:`kill_point` kills the process.
+_KILL_ENV = "AGENTRM_KILL_AT"
+_KILL_TRACE_ENV = "AGENTRM_KILL_TRACE"
+_kill_counts: dict[str, int] = {}
+
+
+def kill_point(name: str) -> None:
+    """A named point of a stage where the kill-resume tests SIGKILL this process.
+
+    With ``AGENTRM_KILL_AT=NAME:N`` the process kills itself at the N-th call of ``kill_point(NAME)``; with
+    ``AGENTRM_KILL_TRACE=FILE`` each call appends its name to FILE (how a test learns a stage's points and
+    their counts). The counts depend on the seed only, so a kill lands at the same place on a fast and on
+    a slow machine. Without either variable this does nothing.
+    """
+    at, trace = os.environ.get(_KILL_ENV), os.environ.get(_KILL_TRACE_ENV)
+    if not at and not trace:
+        return
+    n = _kill_counts[name] = _kill_counts.get(name, 0) + 1
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            f.write(name + "\n")
+    if at == f"{name}:{n}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def cache_dir(*parts: str) -> Path:

@@ -1,32 +1,35 @@
-"""Real SIGKILL at random points of every pipeline stage, then resume: the outputs are the uninterrupted run's.
+"""Real SIGKILL at named points of every pipeline stage, then resume: the outputs are the uninterrupted run's.
 
 tests/test_robustness.py cuts files by hand where a kill would; this harness kills the real process.
 
 1. **Reference.** The smoke preset's six stages run uninterrupted, each as its CLI command in a subprocess
-   (``python -m agentrm_gym pipeline <stage> --out RUN --preset smoke``), measured: the seconds at which
-   the stage began (the subprocess's time less ``done.json``'s wall time: interpreter start-up) and
-   ended, and its output's final :func:`progress` (files written plus JSONL lines).
+   (``python -m agentrm_gym pipeline <stage> --out RUN --preset smoke``) with ``AGENTRM_KILL_TRACE`` set:
+   every call of :func:`agentrm_gym.files.kill_point` on the way is recorded, so the reference knows each
+   stage's named points and how often each is passed (``append``: a JSONL append, killed half-written;
+   ``atomic-write`` / ``atomic-dir``: a file or directory written but not yet renamed; ``sft-save``: the
+   policy's weights saved, its tokenizer not; ``train-step`` / ``checkpoint``: the RM trainer between
+   steps and while a checkpoint replaces the last). It also measures the seconds at which the stage began
+   and ended and its output's final :func:`progress` (files written plus JSONL lines).
 2. **Kill.** For each stage S, a fresh run directory gets the reference's ``config.json`` and the
-   directories of the stages before S (S starts from the reference's inputs); ``pipeline S`` starts in a
-   new session and its whole process group gets SIGKILL at a point ``u ~ U[0.1, 0.9]`` (drawn from
-   ``random.Random(f"{SEED}/{stage}")``) of one of two scales, alternating by point (:data:`SCALES`):
-   ``progress``, once S's output holds ``u`` of the reference's progress (a kill while it writes, where
-   resume logic matters: half-appended files, a tree without its index line, a trainer between
-   checkpoints; independent of the machine's load), and ``time``, ``u`` of the way from the stage's
-   start to its end in the reference's seconds (imports, loading, training before any file). A kill
-   that lands after the stage ended (a loaded machine) is allowed; where every kill landed is printed
-   (``-s``) and recorded as a junit property.
+   directories of the stages before S; ``pipeline S`` runs with ``AGENTRM_KILL_AT=NAME:N`` and kills
+   itself at the N-th pass of point NAME, both drawn from ``random.Random(f"{SEED}/{stage}")``. The
+   counts depend on the seed only, so a kill lands at the same place on a fast, a slow or a loaded
+   machine, and the test asserts that it did. A soak run (``AGENTRM_KILL_SOAK=1``) adds kills by the
+   clock (:data:`SCALES`): once S's output holds ``u`` of the reference's progress, or ``u`` of the way
+   from the stage's start to its end in the reference's seconds; where those land depends on the machine,
+   so they find new kill windows but do not run in CI.
 3. **Resume.** ``pipeline S`` runs again to completion, and every file of S's directories must equal the
    reference's: byte for byte (weights, tokenizers, table.md), JSON and JSONL once the clock fields of
    :data:`CLOCK_FIELDS` are removed and the run directory is written ``<run>``, torch pickles (the RM
    trainer's ``trainer_state.pt``) by content: a resumed trainer's state holds the same values, but its
-   pickle memoises strings the uninterrupted one shared (interned dict keys) one by one. Every JSONL file
-   of the run must hold whole lines only and no record twice (:data:`RECORD_KEYS`).
+   pickle memoises strings the uninterrupted one shared (interned dict keys) one by one. No file may be
+   left that the reference lacks (debris of an interrupted write). Every JSONL file of the run must hold
+   whole lines only and no record twice (:data:`RECORD_KEYS`).
 
-One kill point per stage by default (about a minute and a half on two cores); the ``slow`` test tries two
-more per stage (``AGENTRM_KILL_POINTS=N``: N more; five more passed on every stage when this was written). The
-last tests pin down what the kills found (the RM trainer's resume) and a kill window too narrow for a
-random kill to hit (between two appends of the evaluate stage).
+One named kill per stage by default; the ``slow`` test tries two more per stage (``AGENTRM_KILL_POINTS=N``:
+N more). The last tests pin down what the kills found (the RM trainer's resume, the SFT policy's
+temporary files) and a kill window too narrow for a random kill to hit (between two appends of the
+evaluate stage).
 """
 
 from __future__ import annotations
@@ -105,37 +108,44 @@ def progress(run: Path, stage: str) -> int:
     return n
 
 
-def run_stage(stage: str, run: Path) -> float:
+def run_stage(stage: str, run: Path, env: dict[str, str] | None = None) -> float:
     """Run ``pipeline stage`` to completion; returns its seconds."""
     t0 = time.perf_counter()
-    res = subprocess.run(command(stage, run), env=ENV, cwd=run.parent, capture_output=True, text=True)
+    res = subprocess.run(command(stage, run), env=env or ENV, cwd=run.parent, capture_output=True, text=True)
     assert res.returncode == 0, f"pipeline {stage} --out {run} failed:\n{res.stderr[-4000:]}"
     return time.perf_counter() - t0
 
 
-#: The kill scales, by point index (``i % 2``).
+#: The clock's kill scales of a soak run, by point index (``i % 2``).
 SCALES = ("progress", "time")
+SOAK = os.environ.get("AGENTRM_KILL_SOAK") == "1"
 
 
 @dataclass
 class Reference:
-    """The uninterrupted run: its directory and each stage's begin / end seconds and final progress."""
+    """The uninterrupted run: its directory, each stage's begin / end seconds and final progress, and the
+    named kill points each stage passed (name -> count)."""
 
     root: Path
     stages: dict[str, dict[str, float]]
+    points: dict[str, dict[str, int]]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     root = tmp_path_factory.mktemp("kill") / "reference"
     root.mkdir()
-    stages = {}
+    stages, points = {}, {}
     for s in STAGE_NAMES:
-        end = run_stage(s, root)
+        trace = root.parent / f"trace-{s}.txt"
+        end = run_stage(s, root, {**ENV, "AGENTRM_KILL_TRACE": str(trace)})
         wall = json.loads((root / STAGE_DIRS[s][0] / "done.json").read_text())["wall_seconds"]
         stages[s] = {"begin": round(max(0.3, end - wall), 2), "end": round(end, 2), "progress": progress(root, s)}
+        names = trace.read_text(encoding="utf-8").split() if trace.exists() else []
+        points[s] = {n: names.count(n) for n in sorted(set(names))}
+        assert points[s], f"pipeline {s} passed no kill point"
     assert not jsonl_problems(root)
-    return Reference(root, stages)
+    return Reference(root, stages, points)
 
 
 def without_clock(obj: Any) -> Any:
@@ -227,20 +237,30 @@ def copy_inputs(ref: Path, run: Path, stage: str) -> None:
                     shutil.copytree(src, dst)
 
 
-def kill_and_resume(ref: Reference, run: Path, stage: str, due: Callable[[float], bool]) -> str:
-    """Start ``pipeline stage``, SIGKILL its process group once ``due(seconds since launch)``, then resume
-    it to the end; returns where the kill landed."""
+def kill_and_resume(ref: Reference, run: Path, stage: str, due: Callable[[float], bool] | None = None,
+                    kill_at: str = "") -> str:
+    """Start ``pipeline stage`` and kill it: at the named point ``kill_at`` (``NAME:N``; the process kills
+    itself) or by SIGKILL to its process group once ``due(seconds since launch)``; then resume it to the end.
+    Returns where the kill landed."""
     copy_inputs(ref.root, run, stage)
+    env = {**ENV, "AGENTRM_KILL_AT": kill_at} if kill_at else ENV
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command(stage, run), env=ENV, cwd=run.parent, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(command(stage, run), env=env, cwd=run.parent, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    while proc.poll() is None and not due(time.perf_counter() - t0):
+    while proc.poll() is None and (due is None or not due(time.perf_counter() - t0)):
         time.sleep(0.01)
-    if proc.poll() is not None:
-        landed = "after the stage ended"
-    else:
+    if kill_at:
+        assert proc.returncode == -signal.SIGKILL, f"pipeline {stage} never reached kill point {kill_at}"
+    elif proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    if proc.returncode != -signal.SIGKILL:
+        landed = "after the stage ended"
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the stage's worker processes, if any
+        except ProcessLookupError:
+            pass
         landed = ("after done.json" if (run / STAGE_DIRS[stage][0] / "done.json").exists()
                   else "mid-stage" if stage_files(run, stage) else "before the stage's first file")
     run_stage(stage, run)
@@ -250,24 +270,33 @@ def kill_and_resume(ref: Reference, run: Path, stage: str, due: Callable[[float]
 def check_kills(ref: Reference, tmp_path: Path, stage: str, points: range, record_property: Any) -> None:
     """Kill at ``points`` (indices into the stage's seeded draws), resume, compare with the reference."""
     want = outputs(ref.root, stage)
-    measured = ref.stages[stage]
+    measured, named = ref.stages[stage], ref.points[stage]
     draws = random.Random(f"{SEED}/{stage}")
-    u_of = [draws.uniform(0.1, 0.9) for _ in range(max(points) + 1)]
+    u_of = [(draws.uniform(0.1, 0.9), draws.randrange(len(named))) for _ in range(max(points) + 1)]
+    kills = [(i, "named") for i in points] + ([(i, SCALES[i % 2]) for i in points] if SOAK else [])
     landed = []
-    for i in points:
-        run = tmp_path / f"kill{i}" / "run"
-        if SCALES[i % 2] == "progress":
-            at = max(1, round(u_of[i] * measured["progress"]))
+    for i, scale in kills:
+        u, which = u_of[i]
+        run = tmp_path / f"kill{i}-{scale}" / "run"
+        if scale == "named":
+            name = sorted(named)[which]
+            at = f"{name}:{max(1, round(u * named[name]))}"
+            point = f"at point {at} (passed {named[name]} times)"
+            where = kill_and_resume(ref, run, stage, kill_at=at)
+        elif scale == "progress":
+            at = max(1, round(u * measured["progress"]))
             point = f"at progress {at} of {measured['progress']}"
             where = kill_and_resume(ref, run, stage, lambda _t, at=at, run=run: progress(run, stage) >= at)
         else:
-            at = measured["begin"] + u_of[i] * (measured["end"] - measured["begin"])
+            at = measured["begin"] + u * (measured["end"] - measured["begin"])
             point = f"{at:.2f}s after launch (stage {measured['begin']}s to {measured['end']}s)"
             where = kill_and_resume(ref, run, stage, lambda t, at=at: t >= at)
         landed.append(f"{point}: {where}")
-        why = f"pipeline {stage} killed {point} (SEED {SEED}, point {i}, u={u_of[i]:.3f}; landed {where}), then resumed"
+        why = f"pipeline {stage} killed {point} (SEED {SEED}, point {i}, u={u:.3f}; landed {where}), then resumed"
         problems = jsonl_problems(run)
         assert not problems, f"{why}:\n" + "\n".join(problems)
+        debris = [p.relative_to(run).as_posix() for d in STAGE_DIRS[stage] for p in (run / d).rglob(".*")]
+        assert not debris, f"{why}: the resumed stage left the debris of an interrupted write: {debris}"
         got = outputs(run, stage)
         assert sorted(got) == sorted(want), f"{why}: files {sorted(set(got) ^ set(want))} are not in both runs"
         differ = {k: where_differ(got[k], want[k]) for k in want if got[k] != want[k]}

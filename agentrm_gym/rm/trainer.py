@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from agentrm_gym.files import kill_point
 from agentrm_gym.rm.backbones import require_torch
+from agentrm_gym.tblog import summary_writer
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
@@ -126,6 +128,7 @@ def _save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, state: dict[str,
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
+    kill_point("checkpoint")  # no checkpoint under its final name: a resume takes checkpoint.old
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -161,8 +164,6 @@ def fit(
         log_dir: the TensorBoard directory (default ``out_dir``; a pipeline run passes ``RUN/tb/<stage>``).
     """
     torch = require_torch()
-    from torch.utils.tensorboard import SummaryWriter
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -174,6 +175,9 @@ def fit(
         "history": [], "config": asdict(cfg),
     }
     ckpt = out / CHECKPOINT_DIR
+    old = out / (CHECKPOINT_DIR + ".old")
+    if cfg.resume and not ckpt.exists() and (old / TRAINER_STATE).exists():
+        old.rename(ckpt)  # killed while a new checkpoint replaced it: the previous one is whole
     if cfg.resume and (ckpt / TRAINER_STATE).exists():
         saved = torch.load(ckpt / TRAINER_STATE, map_location="cpu", weights_only=False)
         from safetensors.torch import load_file
@@ -186,8 +190,8 @@ def fit(
         state.update(saved["state"])
         # a finished run asked for more epochs continues, unless it had stopped early
         state["finished"] = bool(state.get("early_stopped")) or state["epoch"] >= cfg.epochs
-    writer = SummaryWriter(log_dir=str(log_dir if log_dir is not None else out))
-    if state["global_step"] == 0:
+    writer = summary_writer(log_dir if log_dir is not None else out)  # None without tensorboard
+    if writer is not None and state["global_step"] == 0:
         writer.add_text("hyperparameters", json.dumps({**asdict(cfg), "lr": lr}, indent=1))
     total = cfg.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=min(state["global_step"], total), desc=desc, unit="step", leave=False)
@@ -206,8 +210,10 @@ def fit(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 state["global_step"] += 1
+                kill_point("train-step")
                 state["batch"] = b + 1
-                writer.add_scalar(loss_tag, float(loss.detach()), state["global_step"])
+                if writer is not None:
+                    writer.add_scalar(loss_tag, float(loss.detach()), state["global_step"])
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
                 if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
@@ -220,7 +226,7 @@ def fit(
                 metrics = validate(model)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
                 for k, v in metrics.items():
-                    if not (isinstance(v, float) and math.isnan(v)):
+                    if writer is not None and not (isinstance(v, float) and math.isnan(v)):
                         writer.add_scalar(f"rm/val_{k}", v, state["global_step"])
                 if state["best_val"] is None or metrics["loss"] < state["best_val"]:
                     state["best_val"] = float(metrics["loss"])
@@ -237,7 +243,8 @@ def fit(
         _save_checkpoint(out, model, tokenizer, state, optimizer)
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
     if (out / BEST_DIR / "model.safetensors").exists():
         from safetensors.torch import load_file
 

@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 
 from agentrm_gym.agents.prompts import Message, PromptBuilder
-from agentrm_gym.files import write_json_atomic
+from agentrm_gym.files import remove_debris, write_json_atomic
 from agentrm_gym.train.config import CorruptRunFile, read_json_object
 from agentrm_gym.trajectory import AgentState, Trajectory
 
@@ -93,9 +93,7 @@ def begin_stage(root: str | Path, name: str, threads: int | None = None, mkdir: 
         set_threads(threads)
     if mkdir:
         out.mkdir(parents=True, exist_ok=True)
-    if out.is_dir():  # temporary files of atomic writes a kill interrupted (one process writes a stage)
-        for tmp in [p for p in out.rglob(".*.tmp") if p.is_file()]:
-            tmp.unlink(missing_ok=True)
+    remove_debris(out)  # hidden temporaries of writes a kill interrupted (one process writes a stage)
     return Stage(out, started)
 
 
@@ -143,7 +141,7 @@ def set_threads(threads: int) -> None:
 
 
 def tb_writer(root: str | Path, stage: str) -> Any:
-    """A TensorBoard ``SummaryWriter`` in ``root/tb/<stage>`` (``None`` without tensorboard)."""
-    from agentrm_gym.agents.evaluation import summary_writer
+    """:func:`agentrm_gym.tblog.summary_writer` in ``root/tb/<stage>`` (``None`` without tensorboard)."""
+    from agentrm_gym.tblog import summary_writer
 
     return summary_writer(Path(root) / "tb" / stage)

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agentrm_gym.agents.prompts import messages_to_sharegpt, through_last_turn
+from agentrm_gym.files import kill_point, write_dir_atomic
 from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import Trajectory, read_jsonl
@@ -152,9 +153,12 @@ def run_sft(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     losses = train_policy(model, tokenizer, records, cfg.sft_steps, cfg.sft_batch_size, cfg.sft_lr, cfg.context,
                           cfg.seed, writer)
     train_seconds = time.time() - t0
-    policy_dir = out / "policy"
-    model.save_pretrained(policy_dir)
-    tokenizer.save_pretrained(policy_dir)
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        kill_point("sft-save")  # the weights written, the tokenizer not yet
+        tokenizer.save_pretrained(tmp)
+
+    policy_dir = write_dir_atomic(out / "policy", save)
     policy = make_pipeline_policy(policy_dir, cfg, seed=cfg.seed)
     speed = measure_throughput(policy, trajs)
     if writer is not None:
