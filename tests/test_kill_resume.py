@@ -366,3 +366,31 @@ def test_evaluate_resume_after_a_kill_between_candidates_and_episode(reference: 
     run_stage("evaluate", run)
     assert not jsonl_problems(run)
     assert outputs(run, "evaluate") == outputs(reference.root, "evaluate")
+
+
+def test_a_resumed_stage_removes_hidden_debris_whatever_its_name(tmp_path: Path) -> None:
+    """What a kill on a slower machine found: a SIGKILL while the SFT policy was saved left
+    ``sft/policy/.tmpo0Q03B`` (a library's temporary), which the resumed stage kept. Now the policy is
+    written under a hidden directory and renamed, and a resumed stage removes every hidden entry."""
+    from agentrm_gym.files import write_dir_atomic
+    from agentrm_gym.train.common import begin_stage
+
+    sft = tmp_path / "sft"
+    (sft / "policy").mkdir(parents=True)
+    (sft / "policy" / "config.json").write_text("{}")
+    (sft / "policy" / ".tmpo0Q03B").write_text("half")
+    (sft / ".policy.partial" / "sub").mkdir(parents=True)
+    (sft / ".policy.partial" / "sub" / "model.safetensors").write_bytes(b"x")
+    (sft / ".done.json.x.tmp").write_text("{")
+    begin_stage(tmp_path, "sft")
+    assert sorted(p.relative_to(sft).as_posix() for p in sft.rglob("*")) == ["policy", "policy/config.json"]
+
+    def killed(tmp: Path) -> None:
+        (tmp / "model.safetensors").write_bytes(b"new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_dir_atomic(sft / "policy", killed)
+    assert (sft / "policy" / "config.json").exists() and not (sft / "policy" / "model.safetensors").exists()
+    write_dir_atomic(sft / "policy", lambda tmp: (tmp / "model.safetensors").write_bytes(b"new"))
+    assert sorted(p.name for p in (sft / "policy").iterdir()) == ["model.safetensors"]
