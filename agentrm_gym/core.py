@@ -9,7 +9,9 @@ A task subclasses :class:`TextEnv` and writes its world through a few hooks:
 * :meth:`TextEnv._success` - whether the task is solved;
 * :meth:`TextEnv.admissible_actions` - the valid commands (or ``None`` where unknown);
 * :meth:`TextEnv.expert_action` - the oracle's next command;
-* optionally :meth:`TextEnv._get_state` / :meth:`TextEnv._set_state` for fast native snapshots.
+* optionally :meth:`TextEnv._get_state` / :meth:`TextEnv._set_state` for fast native snapshots;
+* optionally the oracle hooks :meth:`TextEnv.oracle_value` (a value of the current state in [0, 1]) or
+  :meth:`TextEnv.distance_to_goal` (steps left), which RM evaluation turns into labelled comparisons.
 
 The base class carries what all tasks share: the info keys, the monotone progress rate with
 reward = its increase, the ``check valid actions`` meta-action, non-raising handling of any input, seeding,
@@ -114,6 +116,24 @@ def _rebuild_env(
     if state is not None:
         env.restore(state)
     return env
+
+
+def oracle_value_of(env: TextEnv, start_distance: float | None = None) -> float | None:
+    """The oracle value of ``env``'s current state from its oracle hooks, or ``None`` where it has none:
+    :meth:`TextEnv.oracle_value`, else ``1 - d / d0`` from :meth:`TextEnv.distance_to_goal` with ``d0``
+    the distance at reset (``start_distance``)."""
+    v = env.oracle_value()
+    if v is not None:
+        return float(v)
+    dist = env.distance_to_goal()
+    if dist is not None and start_distance:
+        return 1.0 - float(dist) / float(start_distance)
+    return None
+
+
+def has_oracle_hooks(cls: type) -> bool:
+    """Whether a :class:`TextEnv` subclass overrides an oracle hook (``oracle_value`` / ``distance_to_goal``)."""
+    return cls.oracle_value is not TextEnv.oracle_value or cls.distance_to_goal is not TextEnv.distance_to_goal
 
 
 def unwrap_text_env(env: gym.Env) -> TextEnv:
@@ -240,6 +260,19 @@ class TextEnv(gym.Env[str, str]):
 
     def expert_action(self) -> str | None:
         """The oracle's next command from the current state (``None`` if it has none)."""
+        return None
+
+    def oracle_value(self) -> float | None:
+        """The oracle's value of the current state in [0, 1] (``None``: the task has none).
+
+        RM evaluation (:func:`agentrm_gym.rm.metrics.oracle_value`) labels states with it; a task that knows
+        a distance instead overrides :meth:`distance_to_goal`.
+        """
+        return None
+
+    def distance_to_goal(self) -> float | None:
+        """The oracle's number of steps from the current state to the goal (``None``: the task has none);
+        RM evaluation turns it into ``1 - d / d0`` with ``d0`` the distance at reset."""
         return None
 
     def instruction(self) -> str:

@@ -2,7 +2,8 @@
 
 * :func:`is_available` - whether a module can be imported, without importing it;
 * :func:`require_extra` - import a module or raise :class:`~agentrm_gym.core.MissingExtra` whose message
-  names what needs it and the ``pip install 'agentrm-gym[extra]'`` command that provides it.
+  names what needs it and the ``pip install 'agentrm-gym[extra]'`` command that provides it;
+* :func:`import_object` - the object a ``module:attr`` plug-in target names (policies, reward models).
 
 Ground floor: imports nothing above :mod:`agentrm_gym.core`.
 """
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
-from agentrm_gym.core import MissingExtra
+from agentrm_gym.core import AgentRMGymError, MissingExtra
 
 
 def is_available(module: str) -> bool:
@@ -49,3 +53,31 @@ def require_extra(modules: str | Sequence[str], extra: str, what: str, hint: str
     except ImportError as exc:  # present but broken (a missing dependency of its own)
         raise MissingExtra(f"{what} needs {exc.name or names[0]}: pip install 'agentrm-gym[{extra}]'{hint}") from exc
     return imported[0]
+
+
+class PluginNotFound(AgentRMGymError, ImportError):
+    """A ``module:attr`` target (a plug-in) that cannot be imported; the message says where it came from."""
+
+
+def import_object(target: str, what: str) -> Any:
+    """The object ``module:attr`` names (``attr`` may be dotted, ``Class.factory``); the current directory is
+    searched too, as ``uvicorn module:app`` does.
+
+    Raises:
+        PluginNotFound: a malformed target, or a module or attribute that cannot be imported (``what`` says
+            where the target came from, e.g. ``"policy 'python:my_pkg:Agent'"``).
+    """
+    module, sep, attr = target.partition(":")
+    if not (module and sep and attr):
+        raise PluginNotFound(f"{what}: {target!r} is not of the form 'module:attr'")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # last: a module of the current directory never shadows an installed one
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise PluginNotFound(f"{what}: cannot import module {module!r} ({type(exc).__name__}: {exc})") from exc
+    for name in attr.split("."):
+        if not hasattr(obj, name):
+            raise PluginNotFound(f"{what}: {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, name)
+    return obj

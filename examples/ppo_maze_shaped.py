@@ -21,9 +21,9 @@ import time
 import torch
 
 from agentrm_gym.envs.maze import DOUBLE_T_GOAL, DOUBLE_T_MAZE, bfs_distances, parse_grid
+from agentrm_gym.rl.ppo import train_maskable_ppo
 from agentrm_gym.rm import FunctionRewardModel, RMFormat, TrainConfig, train_value_rm
 from agentrm_gym.rm.metrics import build_comparison_sets, evaluate_rm, oracle_value_samples
-from agentrm_gym.wrappers.sb3 import train_maskable_ppo
 
 ENV = "agentrm/Maze-v0"
 POSITION = "Your current position is at position "

@@ -1,5 +1,5 @@
 """The run report (``agentrm report``): plots and report.md on a smoke pipeline run, the exact Best-of-N
-scaling, strict JSON files, the RM trainer's TensorBoard directory and the ``agentrm ppo`` progress bar."""
+scaling, strict JSON files and the RM trainer's TensorBoard directory (``agentrm ppo``: tests/test_rl.py)."""
 
 from __future__ import annotations
 
@@ -252,22 +252,3 @@ def test_rm_trainer_logs_to_log_dir(tmp_path) -> None:
     tags = read_scalars(tmp_path)["tb/rm"]
     assert "losses/rm_mse" in tags and "rm/val_loss" in tags
 
-
-# --------------------------------------------------------------------------------------------- ppo
-
-
-def test_ppo_cli_progress_bar(tmp_path) -> None:
-    pytest.importorskip("sb3_contrib")
-    from sb3_contrib import MaskablePPO
-    from typer.testing import CliRunner
-
-    from agentrm_gym.cli import app
-
-    learn = MaskablePPO.learn
-    result = CliRunner().invoke(app, ["ppo", "--env", "maze", "--steps", "128", "--n-steps", "64", "--progress",
-                                      "--logdir", str(tmp_path), "--eval-episodes", "1", "--feature-dim", "32"])
-    assert result.exit_code == 0, result.output
-    assert "ppo:" in result.output and "/128" in result.output  # the bar, on stderr
-    summary = json.loads(result.output.strip().splitlines()[-1])  # stdout's last line is still the summary
-    assert summary["steps"] == 128
-    assert MaskablePPO.learn is learn  # restored

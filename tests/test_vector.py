@@ -12,20 +12,11 @@ from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory
 
 import agentrm_gym  # noqa: F401  (registers the ids)
 from agentrm_gym.core import CHECK_VALID_ACTIONS
-from agentrm_gym.registry import TASKS
 from agentrm_gym.spaces import SharedTextBatch, TextSpace
-from tests.conftest import SLOW_TASKS, require_task
+from tests.conftest import require_task, spec_params
 
 N_ENVS = 2
 STEPS = 10
-
-
-def _vector_params() -> list:
-    params = []
-    for spec in TASKS.values():
-        marks = [pytest.mark.slow] if spec.name in SLOW_TASKS else []
-        params.append(pytest.param(spec, id=spec.name, marks=marks))
-    return params
 
 
 def _pick(infos: dict, i: int, t: int) -> str:
@@ -63,7 +54,7 @@ def _rollout(env_id: str, mode: str, actions: list[list[str]] | None = None, **v
     return trace, played
 
 
-@pytest.mark.parametrize("spec", _vector_params())
+@pytest.mark.parametrize("spec", spec_params())
 def test_async_make_vec_matches_sync(spec) -> None:
     require_task(spec)
     sync, actions = _rollout(spec.env_id, "sync")

@@ -12,9 +12,10 @@ one-process episode loop.
   ``episode/progress``), when TensorBoard is installed.
 
 ``resume`` skips the episodes already in ``episodes.jsonl`` (a line cut short by an interruption is
-dropped and its episode run again). Search methods need values: ``rm`` (a reward model loaded by
-:func:`agentrm_gym.rm.load_reward_model`) or ``scorer="progress"`` (the env's own progress rate: an oracle
-upper bound, not a deployable agent) or ``scorer="maze-distance"`` (Maze only, oracle).
+dropped and its episode run again). Search methods need values: ``rm`` (an RM spec of
+:func:`agentrm_gym.rm.make_reward_model`) or ``scorer="progress"`` (the env's own progress rate: an oracle
+upper bound, not a deployable agent) or ``scorer="oracle"`` (the task's own oracle scorer, ``TaskSpec.scorer``,
+e.g. Maze's BFS distance; ``maze-distance`` is its older name).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from agentrm_gym.extras import is_available
 from agentrm_gym.files import append_jsonl, read_jsonl, rewrite_jsonl, write_json_atomic
+from agentrm_gym.tblog import summary_writer
 
-SCORERS = ("progress", "maze-distance")
+SCORERS = ("progress", "oracle")
 
 
 class EvalError(ValueError):
@@ -68,17 +69,22 @@ def load_scorer(cfg: EvalConfig) -> Any:
     if cfg.rm and cfg.scorer:
         raise EvalError("pass either --rm or --scorer, not both")
     if cfg.rm:
-        from agentrm_gym.rm import load_reward_model
+        from agentrm_gym.rm import make_reward_model
 
-        return load_reward_model(cfg.rm)
+        return make_reward_model(cfg.rm)
     if cfg.scorer == "progress":
         from agentrm_gym.agents.scorers import ProgressScorer
 
         return ProgressScorer()
-    if cfg.scorer == "maze-distance":
-        from agentrm_gym.registry import task_scorer
+    if cfg.scorer in ("oracle", "maze-distance"):
+        from agentrm_gym.registry import get_spec, task_scorer
 
-        return task_scorer("Maze")  # Maze's BFS-distance oracle, found through the task table
+        if cfg.scorer == "maze-distance" and get_spec(cfg.env).name != "Maze":
+            raise EvalError("--scorer maze-distance is Maze's oracle; use --scorer oracle for the task's own")
+        scorer = task_scorer(cfg.env)  # the task's own oracle scorer, found through its TaskSpec
+        if scorer is None:
+            raise EvalError(f"{cfg.env} has no oracle scorer (its TaskSpec.scorer is empty); use --scorer progress")
+        return scorer
     if cfg.scorer:
         raise EvalError(f"unknown --scorer {cfg.scorer!r}; use one of {', '.join(SCORERS)}")
     if cfg.method.split(":")[0] != "greedy":
@@ -99,19 +105,6 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "progress_rate": 100.0 * float(np.mean([float(r["progress"]) for r in records])),
         "cost_per_episode": {k: float(np.mean([c.get(k, 0.0) for c in costs])) for k in keys},
     }
-
-
-def summary_writer(logdir: str | Path) -> Any:
-    """A TensorBoard ``SummaryWriter`` in ``logdir`` (torch's, else tensorboardX's), or ``None`` without one."""
-    if is_available("tensorboard") and is_available("torch"):
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(str(logdir))
-    if is_available("tensorboardX"):
-        from tensorboardX import SummaryWriter  # type: ignore[no-redef]
-
-        return SummaryWriter(str(logdir))
-    return None
 
 
 def run_episodes(planner: Any, env: Any, todo: Sequence[tuple[int, str]], seed: int, desc: str = "",

@@ -9,7 +9,8 @@ from typing import Any
 from agentrm_gym.agents.policy import NoisyOraclePolicy, OraclePolicy, Policy, RandomPolicy
 from agentrm_gym.core import AgentRMGymError
 
-SPECS = "oracle | random | noisy:P | openai:URL[#model] | vllm:PATH | a model directory | a Hub model id (org/name)"
+SPECS = ("oracle | random | noisy:P | openai:URL[#model] | vllm:PATH | python:module:attr | a model directory | "
+         "a Hub model id (org/name)")
 
 
 class PolicyNotFound(AgentRMGymError, FileNotFoundError):
@@ -39,12 +40,36 @@ def check_model_dir(spec: str) -> None:
                              "model directory (a trained policy is RUN/sft/policy)")
 
 
+def python_policy(spec: str, seed: int | None = None, **kwargs: Any) -> Policy:
+    """The policy ``python:module:attr`` names: a :class:`Policy` object as it is, else a class or factory
+    called with ``seed`` and the options its signature takes (the others are dropped)."""
+    import inspect
+
+    from agentrm_gym.extras import import_object
+
+    obj = import_object(spec[len("python:"):], f"policy {spec!r}")
+    if not isinstance(obj, Policy) and callable(obj):
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):
+            params = {}
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        options = {k: v for k, v in {"seed": seed, **kwargs}.items() if takes_any or k in params}
+        obj = obj(**options)
+    if not (isinstance(obj, Policy) or callable(getattr(obj, "propose", None))):
+        raise TypeError(f"policy {spec!r} is a {type(obj).__name__}, not a Policy (it needs propose(state, n, "
+                        "temperature))")
+    return obj
+
+
 def make_policy(spec: str, seed: int | None = None, **kwargs: Any) -> Policy:
     """A policy from a spec string.
 
     Args:
         spec: ``oracle``, ``random``, ``noisy:P`` (noisy oracle), ``openai:URL`` (optionally
-            ``openai:URL#model``), ``vllm:PATH``, or a transformers model directory / model id.
+            ``openai:URL#model``), ``vllm:PATH``, ``python:module:attr`` (a :class:`Policy` object, or a
+            class / factory called with ``seed=`` and the backend options that makes one: a policy backend
+            of your own), or a transformers model directory / model id.
         seed: sampling seed.
         **kwargs: backend options (``max_new_tokens``, ``device``, ``builder``, ``api_key``, ...).
     """
@@ -70,6 +95,8 @@ def make_policy(spec: str, seed: int | None = None, **kwargs: Any) -> Policy:
         from agentrm_gym.agents.vllm_backend import VLLMPolicy
 
         return VLLMPolicy(spec[len("vllm:"):], seed=seed, **kwargs)
+    if spec.startswith("python:"):
+        return python_policy(spec, seed, **kwargs)
     check_model_dir(spec)
     from agentrm_gym.agents.hf import TransformersPolicy
 

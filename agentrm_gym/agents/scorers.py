@@ -5,7 +5,9 @@ A planner's scorer is either a callable ``scorer(states) -> np.ndarray`` or an o
 :class:`ProgressScorer` is the env's own progress rate recorded in the last step (an *oracle upper
 bound*: it reads the environment's reward, which a deployed agent does not have). Scorers that know a
 particular task live with that task's env and are found through the task table:
-:func:`agentrm_gym.registry.task_scorer` (e.g. ``task_scorer("Maze")``).
+:func:`agentrm_gym.registry.task_scorer` (e.g. ``task_scorer("Maze")``); a task without one whose env has
+an oracle hook (``oracle_value`` / ``distance_to_goal``) gets :class:`OracleHookScorer`, which replays each
+state in an env of its own and asks the hook.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agentrm_gym.core import oracle_value_of, unwrap_text_env
 from agentrm_gym.trajectory import AgentState
 
 Scorer = Callable[[Sequence[AgentState]], np.ndarray]
@@ -44,3 +47,51 @@ class ProgressScorer:
         return np.array([s.steps[-1].progress if s.steps else 0.0 for s in states], dtype=np.float64)
 
     __call__ = score
+
+
+class OracleHookScorer:
+    """A task's oracle hooks as a planner scorer: each state is replayed (reset to its ``task_id``, then its
+    actions) in an env of the scorer's own, whose ``oracle_value()`` or ``1 - distance_to_goal() / d0``
+    is the score (0.0 where the hook has no value). An oracle, like :class:`ProgressScorer`.
+
+    Args:
+        task: the task's name or id; the env is made on the first call, on the train split (a state's
+            ``task_id`` selects the task whatever the split).
+    """
+
+    def __init__(self, task: str):
+        self.task = task
+        self._envs: dict[str, Any] = {}
+
+    def _env(self, task_id: str) -> Any:
+        from agentrm_gym.registry import make
+
+        split = "test"
+        if split not in self._envs:
+            self._envs[split] = make(self.task, split=split, disable_env_checker=True)
+        base = unwrap_text_env(self._envs[split])
+        known = task_id in base.task_ids("test")
+        split = "test" if known else "train"
+        if split not in self._envs:
+            self._envs[split] = make(self.task, split=split, disable_env_checker=True)
+        return self._envs[split]
+
+    def _one(self, state: AgentState) -> float:
+        env = self._env(state.task_id)
+        env.reset(seed=0, options={"task_id": state.task_id})
+        base = unwrap_text_env(env)
+        d0 = base.distance_to_goal()
+        for step in state.steps:
+            base.step(step.action)
+        v = oracle_value_of(base, None if d0 is None else max(1.0, float(d0)))
+        return 0.0 if v is None else v
+
+    def score(self, states: Sequence[AgentState]) -> np.ndarray:
+        return np.array([self._one(s) for s in states], dtype=np.float64)
+
+    __call__ = score
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()

@@ -12,6 +12,7 @@ import typer
 
 from agentrm_gym.agents.evaluation import EvalConfig, EvalError, run_eval
 from agentrm_gym.cli.envs import format_table
+from agentrm_gym.cli.rm import RM_HELP
 
 __all__ = ["EvalConfig", "EvalError", "evaluate", "register", "results_table", "run_eval"]
 
@@ -33,8 +34,8 @@ def evaluate(
     env: str = typer.Option(..., "--env", help="env id or task name, e.g. agentrm/Maze-v0 or Maze"),
     policy: str = typer.Option("oracle", help="oracle | random | noisy:P | a model dir/id | openai:URL[#model] | vllm:PATH"),
     method: str = typer.Option("greedy", help="greedy | bon:N | beam:W1xW2 | mcts[:ITERS]"),
-    rm: str = typer.Option(None, "--rm", help="a reward model directory (agentrm_gym.rm.load_reward_model)"),
-    scorer: str = typer.Option(None, help="progress (env progress: oracle upper bound) | maze-distance"),
+    rm: str = typer.Option(None, "--rm", help=RM_HELP),
+    scorer: str = typer.Option(None, help="progress (env progress: oracle upper bound) | oracle (the task's own oracle scorer, e.g. Maze's BFS distance)"),
     split: str = typer.Option("test", help="train or test"),
     episodes: int = typer.Option(None, help="the first K tasks of the split (default: all)"),
     out: str = typer.Option(None, help="run directory (default runs/<task>__eval__<method>__<seed>__<time>)"),

@@ -1,8 +1,10 @@
 """``agentrm rm eval`` (RMB-style RM quality on oracle comparison sets), ``agentrm rm train`` and
 ``agentrm rm rescore`` (any RM on a run's saved Best-of-N candidates, offline).
 
-``agentrm rm train`` trains a value RM on oracle-labelled rollouts of one env; the pipeline's RM stage on
-MCTS labels is ``agentrm pipeline train-rm``. Both call :func:`agentrm_gym.rm.train_value_rm`.
+``--rm`` takes every RM spec of :func:`agentrm_gym.rm.make_reward_model` (an RM or run directory, a URL
+of ``agentrm serve rm``, ``python:module:attr``). ``agentrm rm train`` trains a value RM
+(:func:`agentrm_gym.rm.train_value_rm`) on oracle-labelled rollouts of one env; the pipeline's RM stage on
+MCTS labels is ``agentrm pipeline train-rm``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import typer
 
 from agentrm_gym.cli.groups import rm_app
 
+#: The help of every ``--rm`` option (the specs of :func:`agentrm_gym.rm.make_reward_model`).
+RM_HELP = ("reward model: an RM directory, a pipeline run directory (its rm/), a URL of `agentrm serve rm`, or "
+           "python:module:attr (an object with .score(states), a factory, or a function state -> float)")
+
 
 def rm_eval(
-    rm: str = typer.Option(..., "--rm", help="reward-model directory, or a URL of `agentrm serve rm`"),
+    rm: str = typer.Option(..., "--rm", help=RM_HELP),
     env: str = typer.Option(..., "--env", help="env id or task name, e.g. agentrm/Maze-v0"),
     episodes: int = typer.Option(10, "--episodes", help="held-out tasks to build comparison sets from"),
     split: str = typer.Option("test", help="task split"),
@@ -25,15 +31,10 @@ def rm_eval(
 ) -> None:
     """Pairwise accuracy, Best-of-N accuracy and Spearman (oracle values) of a reward model on an env."""
     from agentrm_gym.cli.envs import format_table
-    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.rm import make_reward_model
     from agentrm_gym.rm.metrics import build_comparison_sets, evaluate_rm
 
-    if rm.startswith(("http://", "https://")):
-        from agentrm_gym.rm.remote import RemoteRewardModel
-
-        model = RemoteRewardModel(rm)
-    else:
-        model = load_reward_model(rm)
+    model = make_reward_model(rm)
     sets = build_comparison_sets(env, episodes=episodes, seed=seed, split=split)
     metrics = evaluate_rm(model, sets)
     metrics = {"env": env, "rm": rm, **metrics}
@@ -72,12 +73,14 @@ def train_rm(
 
 def rescore(
     run: str = typer.Argument(..., help="a run directory whose evaluate stage saved eval/candidates.jsonl"),
-    rm: str = typer.Option(..., "--rm", help="reward-model directory, or a URL of `agentrm serve rm`"),
+    rm: str = typer.Option(..., "--rm", help=RM_HELP),
     name: str = typer.Option("", "--name", help="row name (default: the RM directory's name)"),
 ) -> None:
     """Re-score a run's saved Best-of-N candidates with another RM; print its Best-of-N row and paired gains."""
     from pathlib import Path
 
+    from agentrm_gym.rm import make_reward_model
+    from agentrm_gym.rm.spec import rm_identity
     from agentrm_gym.train import table as tab
     from agentrm_gym.train.config import load_config
     from agentrm_gym.train.evaluate import build_results
@@ -88,14 +91,7 @@ def rescore(
     cand_path = root / "eval" / "candidates.jsonl"
     if not cand_path.is_file():
         raise typer.BadParameter(f"{cand_path} does not exist: run `agentrm pipeline evaluate --out {run}` first")
-    if rm.startswith(("http://", "https://")):
-        from agentrm_gym.rm.remote import RemoteRewardModel
-
-        model = RemoteRewardModel(rm)
-    else:
-        from agentrm_gym.rm import load_reward_model
-
-        model = load_reward_model(rm)
+    model = make_reward_model(rm)
     label = name or Path(rm.rstrip("/")).name or "rm"
     cfg = load_config(str(root / "config.json"))
     scores = rescore_candidates(list(read_jsonl(cand_path)), model, root / "eval" / "scores" / f"{label}.jsonl",
@@ -107,23 +103,6 @@ def rescore(
     typer.echo(tab.format_table(keep, tasks, held_in, "progress_rate", {}))
     gains = {m: g for m, g in results["gains"].items() if m.endswith(f"({label})")}
     typer.echo("\n" + tab.format_gains(gains, "progress_rate"))
-
-
-def rm_identity(rm: str) -> str:
-    """What a re-score cache is keyed by: a served RM's URL, or a SHA-256 of an RM directory's files."""
-    import hashlib
-    from pathlib import Path
-
-    if rm.startswith(("http://", "https://")):
-        return rm
-    digest = hashlib.sha256()
-    root = Path(rm)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(root)).encode() + b"\0")
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def register(app: typer.Typer) -> None:

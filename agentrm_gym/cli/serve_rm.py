@@ -8,7 +8,8 @@ from agentrm_gym.cli.groups import serve_app
 
 
 def serve_rm(
-    rm: str = typer.Option(..., "--rm", help="reward-model directory (written by rm.save() / agentrm rm train)"),
+    rm: str = typer.Option(..., "--rm", help="reward model: an RM or run directory, or python:module:attr "
+                                             "(agentrm_gym.rm.make_reward_model)"),
     host: str = typer.Option("127.0.0.1", help="bind address"),
     port: int = typer.Option(8001, help="TCP port"),
     batch_size: int = typer.Option(32, help="states per model forward pass"),
@@ -17,10 +18,10 @@ def serve_rm(
                                 help="require 'Authorization: Bearer KEY' on every request but GET /health"),
 ) -> None:
     """Serve a reward model: POST /score (AgentState JSON), POST /get_reward (OpenRLHF), GET /health."""
-    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.rm import make_reward_model
     from agentrm_gym.serve.rm_server import serve
 
-    model = load_reward_model(rm, batch_size=batch_size)
+    model = make_reward_model(rm, batch_size=batch_size)
     typer.echo(f"serving {model.kind} RM from {rm} on http://{host}:{port} (/score, /get_reward, /health)")
     serve(model, host=host, port=port, max_request_bytes=max_request_bytes, api_key=api_key)
 

@@ -1,10 +1,11 @@
 """The reward-model card ``agentrm_rm.json`` and the checks of a saved RM directory's files.
 
-The card records the kind (``value``, ``implicit``, ``judge``), the backbone, the RM text format and its
-header version, a summary of the training data and the metrics. :func:`write_card` / :func:`read_card`
-write and read it; :func:`check_kind` checks the files match the card's kind (:func:`layout_kind`);
-:func:`check_hf_dir`, :func:`load_hf` and :func:`load_tokenizer` check a Hugging Face directory's files
-before use, so a missing or unreadable one raises :class:`RMLoadError` naming it.
+The card records the kind (``value``, ``pooled_value``, ``implicit``, ``judge``, or one a package
+registers), the backbone, the RM text format and its header version, a summary of the training data and the
+metrics. :func:`write_card` / :func:`read_card` write and read it; :func:`check_kind` checks the files match
+the card's kind (:func:`layout_kind`); :func:`check_hf_dir`, :func:`load_hf` and :func:`load_tokenizer`
+check a Hugging Face directory's files before use, so a missing or unreadable one raises
+:class:`RMLoadError` naming it; :func:`require_hf` is the first call of every built-in kind's ``load``.
 No model class is imported here (:mod:`agentrm_gym.rm.loading` dispatches on the card's kind).
 """
 
@@ -92,6 +93,15 @@ def check_kind(path: str | Path, kind: str) -> None:
             f"{path / CARD_NAME}: the card says kind {kind!r}, but the directory holds a {held!r} reward model "
             f"({evidence}; a {kind!r} one has {KIND_FILES[kind]}). The card was edited or belongs to other "
             f"files: set \"kind\": {held!r} in it, or point at the {kind!r} model's directory")
+
+
+def require_hf() -> None:
+    """torch and transformers, or :class:`~agentrm_gym.core.MissingExtra` naming the ``[llm]`` extra; and
+    transformers' logging quietened, so that loading a model prints nothing."""
+    from agentrm_gym.rm.backbones import _quiet_transformers, require_torch
+
+    require_torch()
+    _quiet_transformers()
 
 
 def check_hf_dir(path: Path) -> Path:

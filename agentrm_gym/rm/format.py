@@ -25,10 +25,11 @@ clients send plain strings).
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agentrm_gym.core import UnknownTask
+from agentrm_gym.registry import env_score_patterns, get_spec
 from agentrm_gym.trajectory import AgentState
 
 #: Bump when a template changes: a model trained on one header version should be fed the same one.
@@ -36,16 +37,10 @@ HEADER_VERSION = "v1"
 #: Header versions this release can build, by history style.
 STYLE_VERSIONS = {"full": "v1", "compact": "v2"}
 
-#: Scores that environments print about the episode itself; removed from RM inputs by default.
-ENV_SCORE_PATTERNS = (
-    re.compile(r"Your score \(min 0\.0, max 1\.0\)(?:\s*\[SEP\]\s*|\s*)[0-9.]*"),
-    re.compile(r"The store (?:does not )?match(?:es)? the goal\.?"),
-)
-
-
 def strip_env_scores(text: str) -> str:
-    """``text`` without the self-reported scores of :data:`ENV_SCORE_PATTERNS`."""
-    for pattern in ENV_SCORE_PATTERNS:
+    """``text`` without the scores that envs print about the episode itself (each task's
+    ``TaskSpec.score_patterns``, :func:`agentrm_gym.registry.env_score_patterns`)."""
+    for pattern in env_score_patterns():
         text = pattern.sub("", text)
     return text
 
@@ -60,32 +55,18 @@ HISTORY_SEPARATOR = "\n\nHistory:\n"
 
 _PREAMBLE = "Your target is to interact with the environment to complete the following task:\n{goal}\n\n"
 
-#: Task name -> RM header template (``{goal}`` is filled in). Short on purpose: the RM sees it every time.
-TASK_HEADERS: dict[str, str] = {
-    "WebShop": "You are an expert web shopping agent. " + _PREAMBLE
-    + "Allowed actions: search[keywords] on the search page, click[button or item] on result and item pages.",
-    "ALFWorld": "You are an expert household agent. " + _PREAMBLE
-    + "Allowed actions: go to, take, put, open, close, toggle, clean, heat, cool, use, examine, inventory, look.",
-    "ScienceWorld": "You are an expert science lab agent. " + _PREAMBLE
-    + "Allowed actions: open, close, activate, deactivate, move, pick up, pour, focus on, look around, "
-    "look at, read, connect, wait, go to, use, mix, teleport to.",
-    "BabyAI": "You are an expert grid-world agent. " + _PREAMBLE
-    + "Allowed actions: turn left, turn right, move forward, go to <obj>, pickup <obj>, go through <door>, "
-    "toggle and go through <door>, toggle.",
-    "Jericho": "You are an expert text adventure player. " + _PREAMBLE
-    + "Allowed actions: natural-language commands such as look, inventory, go <direction>, take <item>, "
-    "open <object>.",
-    "PDDL": "You are an expert planning agent. " + _PREAMBLE
-    + "Allowed actions: the domain's operators applied to objects, e.g. pickup b1, stack b1 b2.",
-    "Maze": "You are an expert maze solver. " + _PREAMBLE
-    + "Allowed actions: move up, move down, move left, move right.",
-    "ToolQuery": "You are an expert tool-using agent answering queries. " + _PREAMBLE
-    + "Allowed actions: <tool> with Action Input: {json}, ending with finish.",
-    "ToolOperation": "You are an expert tool-using agent operating apps. " + _PREAMBLE
-    + "Allowed actions: <tool> with Action Input: {json}, ending with finish.",
-}
+def task_header(task: str) -> str:
+    """The RM header template of ``task`` (``{goal}`` to fill in): its ``TaskSpec.rm_role``, the preamble
+    and ``Allowed actions: <TaskSpec.rm_actions>``; the generic header for a task the table does not know
+    (a foreign env). Short on purpose: the RM sees it every time."""
+    try:
+        spec = get_spec(task)
+    except UnknownTask:
+        return GENERIC_HEADER
+    return f"{spec.rm_role} {_PREAMBLE}Allowed actions: {spec.rm_actions}"
 
-#: Header for tasks without a template (foreign envs).
+
+#: Header for tasks without a row in the task table (foreign envs).
 GENERIC_HEADER = "You are an expert agent. " + _PREAMBLE + "Allowed actions: those the environment accepts."
 
 
@@ -134,7 +115,7 @@ class RMFormat:
         style's header is one line, ``Task: <name>. Goal: <goal>``."""
         if self.style == "compact":
             return f"Task: {state.task}. Goal: {clip(state.goal, 400)}"
-        template = TASK_HEADERS.get(state.task, GENERIC_HEADER)
+        template = task_header(state.task)
         return template.replace("{goal}", state.goal.strip())
 
     def history(self, state: AgentState) -> str:

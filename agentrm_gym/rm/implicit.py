@@ -161,6 +161,24 @@ class ImplicitRewardModel(RewardModel):
         write_card(path, self.card())
         return path
 
+    @classmethod
+    def load(cls, path: str | Path, card: dict[str, Any], fmt: RMFormat, meta: dict[str, Any],
+             **overrides: Any) -> ImplicitRewardModel:
+        """Rebuild from a directory written by :meth:`save` (``load_reward_model`` calls this)."""
+        from agentrm_gym.rm.card import load_hf, load_tokenizer, require_hf
+
+        require_hf()
+        from transformers import AutoModelForCausalLM
+
+        path = Path(path)
+        policy = load_hf(path / "policy", AutoModelForCausalLM)
+        reference = load_hf(path / "reference", AutoModelForCausalLM)
+        tok = load_tokenizer(path / "policy")
+        ensure_pad_token(tok)
+        kwargs = {"beta": card.get("beta", 0.05), "aggregate": card.get("aggregate", "sum"),
+                  "max_length": card.get("max_length", 512), "backbone": card.get("backbone", ""), "meta": meta}
+        return cls(policy, reference, tok, fmt, **{**kwargs, **overrides})
+
 
 def train_implicit_rm(
     samples: Iterable[tuple[AgentState, float]],

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from agentrm_gym.core import CHECK_VALID_ACTIONS, TextEnv, restore, unwrap_text_env
+from agentrm_gym.core import CHECK_VALID_ACTIONS, TextEnv, oracle_value_of, restore, unwrap_text_env
 from agentrm_gym.trajectory import AgentState, Step
 
 Scorer = Callable[[Sequence[AgentState]], np.ndarray]
@@ -75,23 +75,18 @@ def best_of_n_accuracy(set_scores: Sequence[np.ndarray]) -> float:
 def oracle_value(env: gym.Env, start_distance: float | None = None) -> float | None:
     """The env's oracle value of its current state, or ``None`` where it has none.
 
-    An env exposes either ``oracle_value()`` (in [0, 1]) or ``distance_to_goal()`` (Maze), which becomes
-    ``1 - d / d0`` with ``d0`` the distance at reset (``start_distance``).
+    A :class:`~agentrm_gym.core.TextEnv` declares two oracle hooks: ``oracle_value()`` (in [0, 1]) or
+    ``distance_to_goal()`` (Maze), which becomes ``1 - d / d0`` with ``d0`` the distance at reset
+    (``start_distance``). Other envs have none.
     """
     base = env.unwrapped
-    fn = getattr(base, "oracle_value", None)
-    if callable(fn):
-        v = fn()
-        return None if v is None else float(v)
-    dist = getattr(base, "distance_to_goal", None)
-    if callable(dist) and start_distance:
-        return 1.0 - float(dist()) / float(start_distance)
-    return None
+    return oracle_value_of(base, start_distance) if isinstance(base, TextEnv) else None
 
 
 def _start_distance(env: gym.Env) -> float | None:
-    dist = getattr(env.unwrapped, "distance_to_goal", None)
-    return max(1.0, float(dist())) if callable(dist) else None
+    base = env.unwrapped
+    dist = base.distance_to_goal() if isinstance(base, TextEnv) else None
+    return None if dist is None else max(1.0, float(dist))
 
 
 # ---------------------------------------------------------------------------- set building

@@ -204,9 +204,10 @@ class PooledValueRewardModel(RewardModel):
     def load(cls, path: str | Path, card: dict[str, Any], fmt: RMFormat, meta: dict[str, Any],
              **overrides: Any) -> PooledValueRewardModel:
         """Rebuild from a directory written by :meth:`save` (``load_reward_model`` calls this)."""
-        from transformers import AutoModel
+        from agentrm_gym.rm.card import load_hf, load_tokenizer, require_hf
 
-        from agentrm_gym.rm.card import load_hf, load_tokenizer
+        require_hf()
+        from transformers import AutoModel
 
         path = Path(path)
         head_path = path / HEAD_NAME

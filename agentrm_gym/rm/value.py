@@ -24,6 +24,7 @@ from agentrm_gym.rm.backbones import (
     DEFAULT_BACKBONE,
     TINY_BACKBONE,
     encode_rm_inputs,
+    ensure_pad_token,
     load_value_backbone,
     require_torch,
     tiny_value_backbone,
@@ -87,6 +88,22 @@ class ValueRewardModel(RewardModel):
         self.tokenizer.save_pretrained(path)
         write_card(path, self.card())
         return path
+
+    @classmethod
+    def load(cls, path: str | Path, card: dict[str, Any], fmt: RMFormat, meta: dict[str, Any],
+             **overrides: Any) -> ValueRewardModel:
+        """Rebuild from a directory written by :meth:`save` (``load_reward_model`` calls this)."""
+        from agentrm_gym.rm.card import load_hf, load_tokenizer, require_hf
+
+        require_hf()
+        from transformers import AutoModelForSequenceClassification
+
+        path = Path(path)
+        model = load_hf(path, AutoModelForSequenceClassification)
+        tok = load_tokenizer(path)
+        ensure_pad_token(tok, model)
+        kwargs = {"max_length": card.get("max_length", 256), "backbone": card.get("backbone", ""), "meta": meta}
+        return cls(model, tok, fmt, **{**kwargs, **overrides})
 
 
 def as_value_samples(samples: Iterable[Any]) -> list[tuple[AgentState, float]]:

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from agentrm_gym.core import AgentRMGymError
+from agentrm_gym.registry import suite_tasks
 
-HELD_IN = ("WebShop", "ALFWorld", "ScienceWorld")
-ALL_TASKS = ("WebShop", "ALFWorld", "ScienceWorld", "BabyAI", "Jericho", "PDDL", "Maze", "ToolQuery", "ToolOperation")
+#: The defaults of the task lists: AgentRM's nine tasks and its held-in three, read off the task table
+#: (``TaskSpec.held_in``); plug-in tasks join a run by ``--set sft_tasks=... eval_tasks=...``.
+ALL_TASKS = suite_tasks()
+HELD_IN = suite_tasks(held_in=True)
 
 
 def _f(default: Any, help: str) -> Any:  # noqa: A002 - CleanRL-style field help

@@ -3,7 +3,8 @@ implicit RM when the evaluation compares it.
 
 Not to be confused with the trainers it calls (:func:`agentrm_gym.rm.pooled.train_pooled_rm`,
 :func:`agentrm_gym.rm.train_value_rm`) or with ``agentrm rm train`` (a trainer on oracle-labelled
-rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM:
+rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM's trainer in :data:`RM_TRAINERS`
+(:func:`register_rm_trainer` adds one):
 
 * ``pooled`` (the demo's): the frozen mean-pooled encoder with a ridge head on group-centred values,
   ``alpha`` chosen by leave-one-task-out cross-validation (``rm_cv``; :mod:`agentrm_gym.rm.pooled`);
@@ -13,18 +14,25 @@ rollouts, outside the pipeline). ``rm_kind`` picks the explicit RM:
 * ``value``: a fine-tuned ``AutoModelForSequenceClassification`` with one output, MSE (TensorBoard
   ``losses/rm_mse``, ``rm/val_loss``, ``rm/val_spearman``; resumable from its own checkpoint).
 
-Both write ``<run>/rm`` (weights + ``agentrm_rm.json`` card). With ``implicit`` in ``eval_rms`` the SFT
+Both write ``<run>/rm`` (weights + ``agentrm_rm.json`` card, whose ``kind`` - ``pooled_value`` or ``value`` -
+names the class in :data:`agentrm_gym.rm.RM_KINDS` that loads it back). With ``implicit`` in ``eval_rms`` the SFT
 policy is also fitted as a PRIME-style implicit RM (``beta * log pi / pi_ref``, the SFT policy as the
 frozen reference) on the outcomes of the sampled groups' final states, into ``<run>/rm_implicit``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agentrm_gym.train.common import begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
+
+#: A trainer of the train-rm stage: ``trainer(cfg, root, records, out)`` trains the explicit RM on the
+#: extracted pairs ``records`` (dicts with ``state``, ``value``, ``group``, ``task``, ``task_id`` ...),
+#: saves it with its card to ``out`` and returns it.
+RMTrainer = Callable[[PipelineConfig, Path, list, Path], Any]
 
 
 def rm_train_config(cfg: PipelineConfig) -> Any:
@@ -93,11 +101,75 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]])
     return {"rm": str(root / "rm_implicit"), "samples": len(finals), "metrics": rm.card().get("metrics")}
 
 
+def train_pooled(cfg: PipelineConfig, root: Path, records: list[dict[str, Any]], out: Path) -> Any:
+    """``rm_kind=pooled``: :func:`~agentrm_gym.rm.pooled.train_pooled_rm` on ``pooled_candidates``, the
+    selected candidate's cross-validated metrics as TensorBoard ``rm/cv_selected_*``."""
+    from agentrm_gym.rm.pooled import train_pooled_rm
+
+    writer = tb_writer(root, "rm")
+    rm = train_pooled_rm(records, pooled_candidates(cfg, root), out_dir=out, fmt=rm_format(cfg), writer=writer)
+    if writer is not None:
+        metrics = rm.card()["metrics"]
+        for key in ("task_pairwise_accuracy", "pairwise_accuracy", "bon_lift"):
+            if metrics.get(key) is not None:
+                writer.add_scalar(f"rm/cv_selected_{key}", metrics[key], 0)
+        writer.close()
+    return rm
+
+
+def train_value(cfg: PipelineConfig, root: Path, records: list[dict[str, Any]], out: Path) -> Any:
+    """``rm_kind=value``: :func:`~agentrm_gym.rm.train_value_rm` (MSE), logs under ``tb/rm``."""
+    from agentrm_gym.rm import train_value_rm
+
+    return train_value_rm(records, rm_train_config(cfg), backbone=rm_backbone(cfg, root), out_dir=out,
+                          fmt=rm_format(cfg), log_dir=Path(root) / "tb" / "rm")
+
+
+#: The pipeline's ``rm_kind`` -> its trainer (an :data:`RMTrainer`, or ``"module:function"`` naming one).
+RM_TRAINERS: dict[str, RMTrainer | str] = {"pooled": train_pooled, "value": train_value}
+
+
+def register_rm_trainer(rm_kind: str, trainer: RMTrainer | str, *, replace: bool = False) -> None:
+    """Add a train-rm trainer: ``--set rm_kind=NAME`` trains the explicit RM with ``trainer``.
+
+    The trainer follows :data:`RMTrainer`; the card it saves must name a kind the loader knows
+    (:data:`agentrm_gym.rm.RM_KINDS`, :func:`agentrm_gym.rm.register_rm_kind`), so that the evaluate stage
+    loads the RM back.
+
+    Raises:
+        ValueError: an empty name, or one already registered to another trainer (without ``replace``).
+    """
+    if not isinstance(rm_kind, str) or not rm_kind:
+        raise ValueError(f"an rm_kind is a non-empty string, got {rm_kind!r}")
+    held = RM_TRAINERS.get(rm_kind)
+    if held is not None and held != trainer and not replace:
+        raise ValueError(f"rm_kind {rm_kind!r} is already registered to {held!r}; pass replace=True to replace it")
+    RM_TRAINERS[rm_kind] = trainer
+
+
+def rm_trainer(rm_kind: str) -> RMTrainer:
+    """The trainer of ``rm_kind`` (:data:`RM_TRAINERS`).
+
+    Raises:
+        ValueError: an unknown ``rm_kind`` (the message lists the known ones).
+    """
+    trainer = RM_TRAINERS.get(rm_kind)
+    if trainer is None:
+        raise ValueError(f"rm_kind must be one of {', '.join(repr(k) for k in RM_TRAINERS)}, got {rm_kind!r} "
+                         "(agentrm_gym.train.rm_stage.register_rm_trainer adds one)")
+    if isinstance(trainer, str):
+        from agentrm_gym.rm.loading import import_object
+
+        trainer = import_object(trainer, f"the trainer of rm_kind {rm_kind!r}")
+    return trainer
+
+
 def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     """Train and save the RM(s); returns the stage summary (the cards' training and metrics)."""
     stage = begin_stage(root, "rm", threads=cfg.threads, mkdir=False)
     if stage.done:
         return stage.summary
+    from agentrm_gym.rm.loading import rm_class
     from agentrm_gym.train.extract import load_pairs
 
     out = stage.out
@@ -106,25 +178,9 @@ def run_train_rm(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
     if len(records) < 2:
         raise ValueError(f"{root}/extract/pairs.jsonl holds {len(records)} pairs; the RM needs at least 2 "
                          "(explore more trees or groups, or lower min_visits)")
-    if cfg.rm_kind == "pooled":
-        from agentrm_gym.rm.pooled import train_pooled_rm
-
-        writer = tb_writer(root, "rm")
-        rm = train_pooled_rm(records, pooled_candidates(cfg, root), out_dir=out, fmt=rm_format(cfg), writer=writer)
-        if writer is not None:
-            metrics = rm.card()["metrics"]
-            for key in ("task_pairwise_accuracy", "pairwise_accuracy", "bon_lift"):
-                if metrics.get(key) is not None:
-                    writer.add_scalar(f"rm/cv_selected_{key}", metrics[key], 0)
-            writer.close()
-    elif cfg.rm_kind == "value":
-        from agentrm_gym.rm import train_value_rm
-
-        rm = train_value_rm(records, rm_train_config(cfg), backbone=rm_backbone(cfg, root), out_dir=out, fmt=rm_format(cfg),
-                            log_dir=Path(root) / "tb" / "rm")
-    else:
-        raise ValueError(f"rm_kind must be 'pooled' or 'value', got {cfg.rm_kind!r}")
+    rm = rm_trainer(cfg.rm_kind)(cfg, Path(root), records, out)
     card = rm.card()
+    rm_class(card.get("kind"), out)  # the evaluate stage must load it back: its kind is in RM_KINDS
     summary: dict[str, Any] = {"rm": str(out), "kind": card.get("kind"), "backbone": card.get("backbone"),
                                "training": card.get("training"), "metrics": card.get("metrics")}
     if "implicit" in cfg.eval_rms:

@@ -6,6 +6,9 @@ Typical stable-baselines3 stack (inner to outer)::
     env = ProcessRewardWrapper(env, rm)             # dense RM reward (needs the text state)
     env = AdmissibleActionsDiscrete(env, 8)         # Discrete(8) + action_masks() for MaskablePPO
     env = TextFeatures(env, dim=256)                # Box observation
+
+:mod:`agentrm_gym.wrappers.sb3` builds this stack from a reward spec (``make_rl_env``, ``adapt_for_sb3``);
+the trainers that consume it live in :mod:`agentrm_gym.rl`.
 """
 
 from __future__ import annotations
