@@ -9,8 +9,8 @@
 * :mod:`~agentrm_gym.agents.planners` - greedy, Best-of-N, beam search, MCTS, :func:`make_planner`;
 * :mod:`~agentrm_gym.agents.scorers` - scorer adapters, the progress scorer (task-specific scorers live with their env: ``registry.task_scorer``);
 * :mod:`~agentrm_gym.agents.runner` - episode helpers (initial state, oracle trajectories);
-* :mod:`~agentrm_gym.agents.evaluation` - the evaluation engine (:class:`EvalConfig`, :func:`run_eval`,
-  :func:`run_episodes`) behind ``agentrm eval``.
+* :mod:`~agentrm_gym.agents.evaluation` - the evaluation engine (:class:`EvalConfig`, :func:`run_eval`)
+  behind ``agentrm eval``, on :func:`agentrm_gym.parallel.run_jobs` like the pipeline's stages.
 
 Backends import torch/httpx/vllm lazily, so importing this package stays light.
 """

@@ -1,12 +1,14 @@
 """The evaluation engine: run a policy with a planner on a task split, write trajectories and rates.
 
-Used by ``agentrm eval`` (:mod:`agentrm_gym.cli.evaluate`, a thin wrapper); :func:`run_episodes` is its
-one-process episode loop.
+Used by ``agentrm eval`` (:mod:`agentrm_gym.cli.evaluate`, a thin wrapper). Episodes are played by
+:func:`agentrm_gym.parallel.run_jobs`, the one episode engine of the package (the pipeline's stages play
+theirs through it too): in this process, on worker processes or on Ray actors, each with an
+:class:`EvalWorker`.
 
 :func:`run_eval` writes, under ``cfg.out`` (default ``runs/<task>__eval__<method>__<seed>__<time>``):
 
-* ``episodes.jsonl`` - one trajectory record a line (DESIGN.md section 3; ``meta.cost`` holds the
-  planner's cost counters), appended as episodes finish;
+* ``episodes.jsonl`` - one trajectory record a line (:class:`agentrm_gym.trajectory.Trajectory`;
+  ``meta.cost`` holds the planner's cost counters), appended as episodes finish;
 * ``results.json`` - success rate and progress rate (in %) and the mean cost per episode;
 * ``tb/`` - TensorBoard scalars ``charts/success_rate``, ``charts/progress_rate`` (and per-episode
   ``episode/progress``), when TensorBoard is installed.
@@ -23,14 +25,13 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from agentrm_gym.files import append_jsonl, read_jsonl, rewrite_jsonl, write_json_atomic
 from agentrm_gym.tblog import summary_writer
@@ -107,21 +108,6 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_episodes(planner: Any, env: Any, todo: Sequence[tuple[int, str]], seed: int, desc: str = "",
-                 progress_bar: bool = True,
-                 seed_of: Callable[[int, str], int] | None = None) -> Iterator[tuple[int, str, Any]]:
-    """Play ``(index, task_id)`` episodes with ``planner``; episode ``index`` uses ``seed + index``, or
-    ``seed_of(index, task_id)`` when given (a seed fixed by the episode's identity survives resumes).
-
-    Yields ``(index, task_id, PlanResult)`` as each finishes, so the caller records it before the next.
-    """
-    bar = tqdm(todo, desc=desc, disable=not progress_bar, leave=False)
-    for index, task_id in bar:
-        result = planner.run(env, task_id, seed=seed + index if seed_of is None else seed_of(index, task_id))
-        yield index, task_id, result
-        bar.set_postfix(progress=f"{result.trajectory.progress:.2f}")
-
-
 def _eval_policy(cfg: EvalConfig) -> Any:
     from agentrm_gym.agents.factory import make_policy
 
@@ -131,7 +117,8 @@ def _eval_policy(cfg: EvalConfig) -> Any:
 
 
 class EvalWorker:
-    """A worker of :func:`run_eval` with ``workers > 1`` or Ray: its own env, policy and planner, built once."""
+    """What plays :func:`run_eval`'s episodes (in this process, in each worker process or on each Ray actor):
+    its own env, policy and planner, built once."""
 
     def __init__(self, cfg: dict[str, Any], planner_factory: Callable[..., Any] | None = None):
         from agentrm_gym.agents.planners import make_planner
@@ -163,12 +150,11 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
     :func:`agentrm_gym.parallel.run_jobs`), each with its own env, policy and planner (``planner_factory``
     must then be a module-level function); ``episodes.jsonl`` is the same as one process writes.
     """
-    from agentrm_gym.agents.planners import make_planner
     from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
     from agentrm_gym.registry import get_spec, make
 
     spec = get_spec(cfg.env)
-    scorer = load_scorer(cfg)
+    load_scorer(cfg)  # a bad --rm / --scorer fails here, before any episode
     out = Path(cfg.out or f"runs/{spec.name}__eval__{cfg.method.replace(':', '-')}__{cfg.seed}__{int(time.time())}")
     out.mkdir(parents=True, exist_ok=True)
     episodes_path = out / "episodes.jsonl"
@@ -185,23 +171,20 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
         task_ids = env.unwrapped.task_ids(cfg.split)[: cfg.episodes]
         todo = [(i, t) for i, t in enumerate(task_ids) if t not in done]
         write_json_atomic(out / "config.json", asdict(cfg), indent=2, ensure_ascii=True)
+        # one episode engine (parallel.run_jobs), as the pipeline's stages: this process for one worker,
+        # a process pool or Ray actors for more, each playing on an EvalWorker of its own
         workers = resolve_workers(cfg.workers)
-        if todo and (workers > 1 or cfg.ray):
-            for (index, _), traj in run_jobs(eval_job, todo, partial(EvalWorker, asdict(cfg), planner_factory),
-                                             workers=workers, ray=cfg.ray, desc=f"{spec.name} {cfg.method}",
+        make_worker = partial(EvalWorker, asdict(cfg), planner_factory)
+        here = make_worker() if todo and workers <= 1 and not cfg.ray else None  # a bad policy fails now
+        try:
+            for (index, _), traj in run_jobs(eval_job, todo, make_worker, workers=workers, ray=cfg.ray,
+                                             context=here, desc=f"{spec.name} {cfg.method}",
                                              progress_bar=progress_bar):
                 traj.meta = {**traj.meta, "episode": index, "method": cfg.method}
                 append_jsonl(episodes_path, [traj])
-        elif todo:
-            policy = _eval_policy(cfg)
-            factory = planner_factory or make_planner
-            planner = factory(cfg.method, policy, scorer, temperature=cfg.temperature, max_steps=cfg.max_steps)
-            for index, _, result in run_episodes(planner, env, todo, cfg.seed, f"{spec.name} {cfg.method}",
-                                                 progress_bar):
-                traj = result.trajectory
-                traj.meta = {**traj.meta, "episode": index, "method": cfg.method}
-                append_jsonl(episodes_path, [traj])
-            policy.close()
+        finally:
+            if here is not None:
+                here.close()
     finally:
         env.close()
     canonical_jsonl(episodes_path, lambda r: r["task_id"], task_ids)  # the file one process writes
