@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from agentrm_gym.extras import require_extra
@@ -28,6 +29,26 @@ TINY_BACKBONE = "tiny"
 def require_torch() -> Any:
     """Import torch and transformers or raise :class:`MissingExtra` naming the extra."""
     return require_extra(("torch", "transformers"), "llm", "reward models")
+
+
+@contextmanager
+def training_threads() -> Iterator[None]:
+    """Torch on one thread while a model trains, then back to the thread count set before.
+
+    With more threads, the CPU kernels split the weight gradients' reductions by thread, so the trained
+    weights' float rounding (and everything sampled from the model after) depended on the ``threads``
+    setting: the SFT policy of one seed differed between 1 and 2 threads. On one thread a seed trains the
+    same weights whatever ``threads`` and ``workers`` are; for the small models trained here it costs no
+    time (measured: the same seconds for 150 SFT steps of the demo's policy on 1 and 2 threads).
+    Inference keeps its threads: its kernels do not split a reduction by thread.
+    """
+    torch = require_torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def default_backbone_path() -> str:

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agentrm_gym.files import kill_point
-from agentrm_gym.rm.backbones import require_torch
+from agentrm_gym.rm.backbones import require_torch, training_threads
 from agentrm_gym.tblog import summary_writer
 
 CHECKPOINT_DIR = "checkpoint"
@@ -196,55 +196,56 @@ def fit(
     total = cfg.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=min(state["global_step"], total), desc=desc, unit="step", leave=False)
     t0 = time.time()
-    try:
-        while not state["finished"] and state["epoch"] < cfg.epochs:
-            epoch = state["epoch"]
-            order = np.random.default_rng([cfg.seed, epoch]).permutation(n_train)
-            model.train()
-            for b in range(state["batch"], steps_per_epoch):
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                loss = batch_loss(model, [int(i) for i in idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                state["global_step"] += 1
-                kill_point("train-step")
-                state["batch"] = b + 1
-                if writer is not None:
-                    writer.add_scalar(loss_tag, float(loss.detach()), state["global_step"])
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-                if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
-                    _save_checkpoint(out, model, tokenizer, state, optimizer)
-            state["epoch"] = epoch + 1
-            state["batch"] = 0
-            record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"]}
-            if validate is not None:
-                model.eval()
-                metrics = validate(model)
-                record.update({f"val_{k}": v for k, v in metrics.items()})
-                for k, v in metrics.items():
-                    if writer is not None and not (isinstance(v, float) and math.isnan(v)):
-                        writer.add_scalar(f"rm/val_{k}", v, state["global_step"])
-                if state["best_val"] is None or metrics["loss"] < state["best_val"]:
-                    state["best_val"] = float(metrics["loss"])
-                    state["bad_epochs"] = 0
-                    _save_best(out, model, tokenizer)
-                else:
-                    state["bad_epochs"] += 1
-                    if cfg.patience and state["bad_epochs"] >= cfg.patience:
-                        state["finished"] = state["early_stopped"] = True
-                        record["early_stop"] = True
-            state["history"].append(record)
+    with training_threads():  # the weights of a seed, whatever the threads setting
+        try:
+            while not state["finished"] and state["epoch"] < cfg.epochs:
+                epoch = state["epoch"]
+                order = np.random.default_rng([cfg.seed, epoch]).permutation(n_train)
+                model.train()
+                for b in range(state["batch"], steps_per_epoch):
+                    idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    loss = batch_loss(model, [int(i) for i in idx])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    state["global_step"] += 1
+                    kill_point("train-step")
+                    state["batch"] = b + 1
+                    if writer is not None:
+                        writer.add_scalar(loss_tag, float(loss.detach()), state["global_step"])
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+                    if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
+                        _save_checkpoint(out, model, tokenizer, state, optimizer)
+                state["epoch"] = epoch + 1
+                state["batch"] = 0
+                record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"]}
+                if validate is not None:
+                    model.eval()
+                    metrics = validate(model)
+                    record.update({f"val_{k}": v for k, v in metrics.items()})
+                    for k, v in metrics.items():
+                        if writer is not None and not (isinstance(v, float) and math.isnan(v)):
+                            writer.add_scalar(f"rm/val_{k}", v, state["global_step"])
+                    if state["best_val"] is None or metrics["loss"] < state["best_val"]:
+                        state["best_val"] = float(metrics["loss"])
+                        state["bad_epochs"] = 0
+                        _save_best(out, model, tokenizer)
+                    else:
+                        state["bad_epochs"] += 1
+                        if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                            state["finished"] = state["early_stopped"] = True
+                            record["early_stop"] = True
+                state["history"].append(record)
+                _save_checkpoint(out, model, tokenizer, state, optimizer)
+            state["finished"] = True
             _save_checkpoint(out, model, tokenizer, state, optimizer)
-        state["finished"] = True
-        _save_checkpoint(out, model, tokenizer, state, optimizer)
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
     if (out / BEST_DIR / "model.safetensors").exists():
         from safetensors.torch import load_file
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from agentrm_gym.agents.prompts import messages_to_sharegpt, through_last_turn
 from agentrm_gym.files import kill_point, write_dir_atomic
+from agentrm_gym.rm.backbones import training_threads
 from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import Trajectory, read_jsonl
@@ -73,15 +74,16 @@ def train_policy(model: Any, tokenizer: Any, records: list[dict[str, Any]], step
     model.train()
     losses: list[float] = []
     bar = tqdm(range(steps), desc="sft", leave=False)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        idx = torch.randint(len(data), (batch_size,), generator=gen).tolist()
-        losses.append(sft_step(model, opt, [data[i] for i in idx], pad))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if writer is not None:
-            writer.add_scalar("losses/sft", losses[-1], step)
-            writer.add_scalar("charts/lr", lr_at(step), step)
+    with training_threads():  # the weights of a seed, whatever the threads setting
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            idx = torch.randint(len(data), (batch_size,), generator=gen).tolist()
+            losses.append(sft_step(model, opt, [data[i] for i in idx], pad))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if writer is not None:
+                writer.add_scalar("losses/sft", losses[-1], step)
+                writer.add_scalar("charts/lr", lr_at(step), step)
     model.eval()
     return losses
 
