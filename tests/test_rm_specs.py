@@ -281,3 +281,16 @@ def test_train_rm_stage_trainer_table() -> None:
             rm_stage.register_rm_trainer("test_trainer", rm_stage.train_pooled)
     finally:
         rm_stage.RM_TRAINERS.pop("test_trainer", None)
+
+
+def test_the_fewer_repeats_heuristic_counts_repeats_and_loads_as_a_spec():
+    from agentrm_gym.rm.heuristic import FewerRepeatsRewardModel, repeated_actions
+    from agentrm_gym.trajectory import AgentState, Step
+
+    s0 = AgentState("Maze", "reach", "start")
+    s1 = s0.extend(Step("move up", "o")).extend(Step("Move  up", "o")).extend(Step("move left", "o"))
+    s2 = s1.extend(Step("move up", "o"))
+    assert [repeated_actions(s) for s in (s0, s1, s2)] == [0, 1, 2]
+    rm = make_reward_model("python:agentrm_gym.rm.heuristic:FewerRepeatsRewardModel")
+    assert list(rm.score([s0, s1, s2])) == [0.0, -1.0, -2.0]
+    assert list(FewerRepeatsRewardModel(0.05).score([s2])) == [-0.1]
