@@ -63,6 +63,19 @@ class EvalConfig:
     max_steps: int | None = None
     workers: int = 1
     ray: str = ""
+    env_url: str = ""
+    env_api_key: str | None = None
+
+    def make_env(self) -> Any:
+        """The env episodes play on: in this process, or a session of the env server at ``env_url``
+        (``agentrm serve env``; the same episodes as in process for the same seeds)."""
+        if self.env_url:
+            from agentrm_gym.envs.remote import make_remote
+
+            return make_remote(self.env_url, self.env, split=self.split, api_key=self.env_api_key)
+        from agentrm_gym.registry import make
+
+        return make(self.env, split=self.split)
 
 
 def load_scorer(cfg: EvalConfig) -> Any:
@@ -122,10 +135,9 @@ class EvalWorker:
 
     def __init__(self, cfg: dict[str, Any], planner_factory: Callable[..., Any] | None = None):
         from agentrm_gym.agents.planners import make_planner
-        from agentrm_gym.registry import make
 
         self.cfg = EvalConfig(**cfg)
-        self.env = make(self.cfg.env, split=self.cfg.split)
+        self.env = self.cfg.make_env()
         self.policy = _eval_policy(self.cfg)
         self.planner = (planner_factory or make_planner)(self.cfg.method, self.policy, load_scorer(self.cfg),
                                                          temperature=self.cfg.temperature,
@@ -150,12 +162,19 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
     :func:`agentrm_gym.parallel.run_jobs`), each with its own env, policy and planner (``planner_factory``
     must then be a module-level function); ``episodes.jsonl`` is the same as one process writes.
     """
+    from agentrm_gym.core import UnknownTask
     from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
-    from agentrm_gym.registry import get_spec, make
+    from agentrm_gym.registry import get_spec
 
-    spec = get_spec(cfg.env)
+    try:
+        name, env_id = get_spec(cfg.env).name, get_spec(cfg.env).env_id
+    except UnknownTask:
+        if not cfg.env_url:
+            raise
+        name = cfg.env.removeprefix("agentrm/").removesuffix("-v0")  # a task only the server knows
+        env_id = f"agentrm/{name}-v0"
     load_scorer(cfg)  # a bad --rm / --scorer fails here, before any episode
-    out = Path(cfg.out or f"runs/{spec.name}__eval__{cfg.method.replace(':', '-')}__{cfg.seed}__{int(time.time())}")
+    out = Path(cfg.out or f"runs/{name}__eval__{cfg.method.replace(':', '-')}__{cfg.seed}__{int(time.time())}")
     out.mkdir(parents=True, exist_ok=True)
     episodes_path = out / "episodes.jsonl"
     if episodes_path.exists() and episodes_path.stat().st_size and not cfg.resume:
@@ -164,7 +183,7 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
         episodes_path.unlink()
     done = {r["task_id"] for r in rewrite_jsonl(episodes_path)}
 
-    env = make(spec.name, split=cfg.split)
+    env = cfg.make_env()
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     try:
@@ -178,7 +197,7 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
         here = make_worker() if todo and workers <= 1 and not cfg.ray else None  # a bad policy fails now
         try:
             for (index, _), traj in run_jobs(eval_job, todo, make_worker, workers=workers, ray=cfg.ray,
-                                             context=here, desc=f"{spec.name} {cfg.method}",
+                                             context=here, desc=f"{name} {cfg.method}",
                                              progress_bar=progress_bar):
                 traj.meta = {**traj.meta, "episode": index, "method": cfg.method}
                 append_jsonl(episodes_path, [traj])
@@ -192,7 +211,7 @@ def run_eval(cfg: EvalConfig, planner_factory: Callable[..., Any] | None = None,
     records = list(read_jsonl(episodes_path)) if episodes_path.exists() else []
     order = {t: i for i, t in enumerate(task_ids)}
     records = sorted((r for r in records if r["task_id"] in order), key=lambda r: order[r["task_id"]])
-    results = {"env": spec.env_id, "policy": cfg.policy, "method": cfg.method, "split": cfg.split,
+    results = {"env": env_id, "policy": cfg.policy, "method": cfg.method, "split": cfg.split,
                "scorer": cfg.rm or cfg.scorer, "skipped": len(done & set(task_ids)), **summarize(records)}
     write_json_atomic(out / "results.json", results, indent=2, ensure_ascii=True)
     writer = summary_writer(out / "tb")

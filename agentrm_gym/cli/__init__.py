@@ -4,8 +4,8 @@
 
     agentrm envs | play | eval | demo | baselines | table | ppo | export | report
     agentrm pipeline expert | sft | explore | extract | train-rm | evaluate | all
-    agentrm rm train | eval
-    agentrm serve policy | rm
+    agentrm rm train | eval | rescore
+    agentrm serve policy | rm | env
 
 Each module in this package holds some commands and a ``register(app)`` function that adds them to the
 app or to their group (:mod:`agentrm_gym.cli.groups`); every name is fixed by its module, none depends on
@@ -31,18 +31,12 @@ app = typer.Typer(
     cls=AgentRMGroup,  # user errors: one `error: ...` line, exit code 2 (agentrm_gym.cli.errors)
 )
 
-#: Submodules of agentrm_gym.cli that define ``register(app)``; missing ones are skipped.
-COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "rm", "rl", "pipeline", "export",
-                   "report"]
+#: Submodules of agentrm_gym.cli that define ``register(app)``; each is imported (none is optional).
+COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "serve_env", "rm", "rl", "pipeline",
+                   "export", "report"]
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"agentrm_gym.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a stage not present in this install
-        if exc.name != f"agentrm_gym.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"agentrm_gym.cli.{_name}").register(app)
 
 for _group, _typer in GROUPS:
     app.add_typer(_typer, name=_group)

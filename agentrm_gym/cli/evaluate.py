@@ -32,7 +32,8 @@ def results_table(results: dict[str, Any]) -> str:
 
 def evaluate(
     env: str = typer.Option(..., "--env", help="env id or task name, e.g. agentrm/Maze-v0 or Maze"),
-    policy: str = typer.Option("oracle", help="oracle | random | noisy:P | a model dir/id | openai:URL[#model] | vllm:PATH"),
+    policy: str = typer.Option("oracle", help="oracle | random | noisy:P | a model dir/id | openai:URL[#model] | "
+                                              "vllm:PATH | python:module:attr"),
     method: str = typer.Option("greedy", help="greedy | bon:N | beam:W1xW2 | mcts[:ITERS]"),
     rm: str = typer.Option(None, "--rm", help=RM_HELP),
     scorer: str = typer.Option(None, help="progress (env progress: oracle upper bound) | oracle (the task's own oracle scorer, e.g. Maze's BFS distance)"),
@@ -47,10 +48,13 @@ def evaluate(
     max_steps: int = typer.Option(None, help="step budget (default: the env's max_episode_steps)"),
     workers: int = typer.Option(1, help="worker processes, each with its own env and policy (0: one per core)"),
     ray: str = typer.Option("", help="run the workers on Ray: local | auto | a cluster address (the dist extra)"),
+    env_url: str = typer.Option("", "--env-url", help="play on the env server at this URL (agentrm serve env) "
+                                                      "instead of in process; same episodes for the same seeds"),
+    env_api_key: str = typer.Option(None, "--env-api-key", help="the env server's API key, if it has one"),
 ) -> None:
     """Evaluate a policy + planner: episodes.jsonl, results.json, TensorBoard scalars and a table."""
     cfg = EvalConfig(env, policy, method, rm, scorer, split, episodes, out, resume, overwrite, seed, temperature,
-                     max_new_tokens, max_steps, workers, ray)
+                     max_new_tokens, max_steps, workers, ray, env_url, env_api_key)
     try:
         results = run_eval(cfg)
     except EvalError as exc:
