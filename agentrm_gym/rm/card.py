@@ -130,3 +130,25 @@ def load_tokenizer(path: Path) -> Any:
     except Exception as exc:
         name = "tokenizer.json" if (path / "tokenizer.json").exists() else "tokenizer_config.json"
         raise RMLoadError(f"{path / name}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
+
+
+def load_model_dir(path: str | Path, card: dict[str, Any], meta: dict[str, Any], auto_class: str,
+                   max_length: int, pad_model: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+    """A one-model RM directory (value, judge): ``(model, tokenizer, constructor kwargs)``.
+
+    Args:
+        auto_class: the ``transformers`` auto class that loads the model, e.g. ``AutoModelForCausalLM``.
+        max_length: the default of the card's ``max_length``.
+        pad_model: also set the model's pad token id (a sequence classifier pools at the last non-pad).
+    """
+    require_hf()
+    import transformers
+
+    from agentrm_gym.rm.backbones import ensure_pad_token
+
+    path = Path(path)
+    model = load_hf(path, getattr(transformers, auto_class))
+    tok = load_tokenizer(path)
+    ensure_pad_token(tok, model if pad_model else None)
+    kwargs = {"max_length": card.get("max_length", max_length), "backbone": card.get("backbone", ""), "meta": meta}
+    return model, tok, kwargs

@@ -116,14 +116,7 @@ class JudgeRewardModel(RewardModel):
     def load(cls, path: str | Path, card: dict[str, Any], fmt: RMFormat, meta: dict[str, Any],
              **overrides: Any) -> JudgeRewardModel:
         """Rebuild from a directory written by :meth:`save` (``load_reward_model`` calls this)."""
-        from agentrm_gym.rm.card import load_hf, load_tokenizer, require_hf
+        from agentrm_gym.rm.card import load_model_dir
 
-        require_hf()
-        from transformers import AutoModelForCausalLM
-
-        path = Path(path)
-        model = load_hf(path, AutoModelForCausalLM)
-        tok = load_tokenizer(path)
-        ensure_pad_token(tok)
-        kwargs = {"max_length": card.get("max_length", 512), "backbone": card.get("backbone", ""), "meta": meta}
+        model, tok, kwargs = load_model_dir(path, card, meta, "AutoModelForCausalLM", 512)
         return cls(model, tok, fmt, **{**kwargs, **overrides})

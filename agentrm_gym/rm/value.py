@@ -24,7 +24,6 @@ from agentrm_gym.rm.backbones import (
     DEFAULT_BACKBONE,
     TINY_BACKBONE,
     encode_rm_inputs,
-    ensure_pad_token,
     load_value_backbone,
     require_torch,
     tiny_value_backbone,
@@ -93,16 +92,9 @@ class ValueRewardModel(RewardModel):
     def load(cls, path: str | Path, card: dict[str, Any], fmt: RMFormat, meta: dict[str, Any],
              **overrides: Any) -> ValueRewardModel:
         """Rebuild from a directory written by :meth:`save` (``load_reward_model`` calls this)."""
-        from agentrm_gym.rm.card import load_hf, load_tokenizer, require_hf
+        from agentrm_gym.rm.card import load_model_dir
 
-        require_hf()
-        from transformers import AutoModelForSequenceClassification
-
-        path = Path(path)
-        model = load_hf(path, AutoModelForSequenceClassification)
-        tok = load_tokenizer(path)
-        ensure_pad_token(tok, model)
-        kwargs = {"max_length": card.get("max_length", 256), "backbone": card.get("backbone", ""), "meta": meta}
+        model, tok, kwargs = load_model_dir(path, card, meta, "AutoModelForSequenceClassification", 256, pad_model=True)
         return cls(model, tok, fmt, **{**kwargs, **overrides})
 
 
