@@ -309,6 +309,13 @@ def register_remote_env() -> str:
     return env_id
 
 
+def make_remote(url: str, task: str | None = None, **kwargs: Any) -> gym.Env:
+    """A session of the env server at ``url`` (``agentrm serve env``) as ``agentrm/Remote-v0``, with the task's
+    ``max_episode_steps`` as the server states it (:func:`agentrm_gym.envs.remote.make_remote`)."""
+    remote = importlib.import_module("agentrm_gym.envs.remote")
+    return remote.make_remote(url, task, **kwargs)
+
+
 def make(name_or_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` by task name or id, e.g. ``make("maze", split="test")``."""
     spec = get_spec(name_or_id)

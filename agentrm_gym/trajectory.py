@@ -79,7 +79,7 @@ class AgentState:
 
 @dataclass
 class Trajectory:
-    """A finished episode (the JSONL record of DESIGN.md section 3)."""
+    """A finished episode: one line of ``episodes.jsonl`` or ``trajectories.jsonl`` (:meth:`to_dict`)."""
 
     task: str
     task_id: str

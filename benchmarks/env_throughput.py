@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
             continue
         rows.append(measure(spec.env_id, args.steps, args.depth, args.reps))
     for name in sorted(wanted - {s.name.lower() for s in available_specs()}):
-        rows.append(Row(f"agentrm/{TASKS[next(k for k in TASKS if k.lower() == name)].name}-v0",
-                        status="not implemented yet"))
+        spec = TASKS[next(k for k in TASKS if k.lower() == name)]
+        rows.append(Row(spec.env_id, status=f"skipped: module {spec.module} not found"))
 
     header = f"{'env':<28} {'steps/s':>9} {'snap+restore ms':>16} {'native':>7} {'replay ms':>10} {'replayed':>9}  status"
     print(header)

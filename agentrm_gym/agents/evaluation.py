@@ -69,12 +69,10 @@ class EvalConfig:
     def make_env(self) -> Any:
         """The env episodes play on: in this process, or a session of the env server at ``env_url``
         (``agentrm serve env``; the same episodes as in process for the same seeds)."""
+        from agentrm_gym.registry import make, make_remote
+
         if self.env_url:
-            from agentrm_gym.envs.remote import make_remote
-
             return make_remote(self.env_url, self.env, split=self.split, api_key=self.env_api_key)
-        from agentrm_gym.registry import make
-
         return make(self.env, split=self.split)
 
 

@@ -10,10 +10,11 @@ The scorer is a callable ``scorer(states) -> np.ndarray`` or an object with ``.s
 model). Without one, a planner that needs values uses the env's own progress rate
 (:class:`~agentrm_gym.agents.scorers.ProgressScorer`, an oracle upper bound).
 
-MCTS (DESIGN.md section 5, REFERENCE.md A1): UCT = V(c) + c * sqrt(2 ln N(parent) / N(c)) with c = 0.4;
-expansion samples k actions (k = 3) and merges identical ones; each new child gets ``rollouts`` full
-rollouts with the policy whose mean outcome (the scorer's value of the final state, or its progress)
-is its initial V; back-up adds the visits to every ancestor and sets V(n) = sum_c N(c) V(c) / sum_c N(c).
+MCTS (AgentRM's explorer, arXiv 2502.18407; docs/pipeline.md, stage 3): UCT = V(c) + c * sqrt(2 ln
+N(parent) / N(c)) with c = 0.4; expansion samples k actions (k = 3) and merges identical ones; each new
+child gets ``rollouts`` full rollouts with the policy whose mean outcome (the scorer's value of the final
+state, or its progress) is its initial V; back-up adds the visits to every ancestor and sets
+V(n) = sum_c N(c) V(c) / sum_c N(c).
 The returned trajectory is the rollout with the best outcome; the tree is returned too
 (:meth:`MCTSTree.to_jsonl`) for the pipeline's explore stage.
 """

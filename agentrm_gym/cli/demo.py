@@ -62,7 +62,7 @@ def demo(
     workers: int = WORKERS_OPT,
     ray: str = RAY_OPT,
 ) -> None:
-    """The headline: expert -> SFT -> MCTS -> value RM on 3 held-in tasks -> greedy vs Best-of-5 on all 9."""
+    """The headline: expert -> SFT -> MCTS -> explicit RM on 3 held-in tasks -> greedy vs Best-of-5 on all 9."""
     from agentrm_gym.train.pipeline import preset, run_pipeline
 
     cfg = preset("demo").override(scale_overrides(overrides, workers, ray))

@@ -22,7 +22,7 @@ def envs() -> None:
     rows = []
     for spec in TASKS.values():
         if not is_implemented(spec):
-            status = "not implemented"
+            status = f"module {spec.module} not found"
         elif missing := missing_requirements(spec):
             status = f"needs [{spec.extra}] ({', '.join(missing)})"
         else:

@@ -1,4 +1,5 @@
-"""The sub-command groups of ``agentrm``: ``pipeline <stage>``, ``rm train|eval``, ``serve policy|rm``."""
+"""The sub-command groups of ``agentrm``: ``pipeline <stage>``, ``rm train|eval|rescore``,
+``serve policy|rm|env``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ pipeline_app = typer.Typer(
 )
 rm_app = typer.Typer(help="Reward models outside the pipeline (oracle-label training, RMB metrics, offline re-scoring).",
                      no_args_is_help=True)
-serve_app = typer.Typer(help="HTTP servers: an OpenAI-compatible policy, a reward model.", no_args_is_help=True)
+serve_app = typer.Typer(help="HTTP servers: an OpenAI-compatible policy, a reward model, the envs (OpenEnv).",
+                        no_args_is_help=True)
 
 #: (name, group) of every group, added to the app by :mod:`agentrm_gym.cli`.
 GROUPS = [("pipeline", pipeline_app), ("rm", rm_app), ("serve", serve_app)]

@@ -22,7 +22,8 @@ STAGE_HELP = {
     "sft": "Stage 2: tokenizer + tiny GPT-2 trained on the expert dialogues -> sft/policy.",
     "explore": "Stage 3: MCTS with the SFT policy on held-in train tasks -> explore/trees/*.jsonl.",
     "extract": "Stage 4: (state, value) pairs from tree nodes visited >= lambda times (or TD/MC) -> extract/pairs.jsonl.",
-    "train-rm": "Stage 5: the explicit value RM (MSE) on the pairs -> rm/.",
+    "train-rm": "Stage 5: the explicit RM of rm_kind (pooled: frozen encoder + ridge head; value: fine-tuned, MSE) "
+                "on the pairs -> rm/.",
     "evaluate": "Stage 6: greedy / Best-of-N / beam with the RM on every task's test split -> eval/table.md.",
 }
 

@@ -9,7 +9,7 @@ import typer
 def report(
     run: str = typer.Argument(..., help="a run directory of `agentrm pipeline` or `agentrm demo`"),
 ) -> None:
-    """Write RUN/report/report.md and its PNG plots (needs matplotlib: pip install 'agentrm-gym[report]')."""
+    r"""Write RUN/report/report.md and its PNG plots (needs matplotlib: pip install 'agentrm-gym\[report]')."""
     from agentrm_gym.train.report import write_report
 
     typer.echo(f"wrote {write_report(run)}")

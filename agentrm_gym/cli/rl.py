@@ -16,7 +16,8 @@ import typer
 
 def ppo(
     env: str = typer.Option(..., "--env", help="env id or task name, e.g. agentrm/Maze-v0"),
-    reward: str = typer.Option("sparse", help="sparse | progress | rm:PATH (sparse + potential shaping)"),
+    reward: str = typer.Option("sparse", help="sparse | progress | rm:SPEC (sparse + potential shaping by the RM "
+                                              "of any --rm spec: a directory, a URL, python:module:attr)"),
     steps: int = typer.Option(20_000, help="environment steps"),
     logdir: str = typer.Option(None, help="TensorBoard directory (default runs/{task}__ppo__{seed}__{time})"),
     split: str = typer.Option("train", help="task split to train on"),

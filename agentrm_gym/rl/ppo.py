@@ -1,7 +1,7 @@
 """MaskablePPO (sb3-contrib) on a text env: success-rate curves, TensorBoard scalars, the caller's callbacks.
 
 :func:`train_maskable_ppo` builds the env with :func:`agentrm_gym.wrappers.sb3.make_rl_env` (the reward chosen
-by a spec: ``sparse``, ``progress`` or ``rm:PATH``), trains an ``MlpPolicy`` on it and evaluates the greedy
+by a spec: ``sparse``, ``progress`` or ``rm:SPEC``), trains an ``MlpPolicy`` on it and evaluates the greedy
 masked policy every ``eval_every`` steps (and at the end) on a sparse-reward copy of the env
 (:func:`evaluate_success`). TensorBoard, under ``logdir/<env>__ppo__<seed>_<n>/``: ``charts/success_rate``,
 ``charts/progress_rate``, the hyperparameters as text, and SB3's own ``rollout/`` and ``train/`` scalars.
@@ -74,7 +74,7 @@ def train_maskable_ppo(
 
     Args:
         env_id: a registered id or task name.
-        reward: ``sparse``, ``progress`` or ``rm:PATH`` (``rm`` with an already loaded ``rm``); see
+        reward: ``sparse``, ``progress`` or ``rm:SPEC`` (``rm`` with an already loaded ``rm``); see
             :func:`agentrm_gym.wrappers.sb3.make_rl_env`, which also takes ``max_actions``, ``feature_dim``,
             ``coef`` and ``gamma``.
         logdir: the TensorBoard directory (``None``: no event files; none either without tensorboard).

@@ -5,7 +5,7 @@ The same dataclass feeds ``agentrm pipeline`` and the stage commands (``--preset
 Presets:
 
 * ``smoke`` - Maze and PDDL only, a tiny policy and a tiny from-scratch RM: the end-to-end test (< 60 s);
-* ``demo`` - all nine tasks, pooled RM, a fixed subset of test episodes: ``make demo`` (about 21 minutes
+* ``demo`` - all nine tasks, pooled RM, a fixed subset of test episodes: ``make demo`` (about 17 minutes
   on a 2-core CPU);
 * ``full`` - more data and the whole test splits (hours on a CPU).
 """
@@ -35,7 +35,7 @@ def _f(default: Any, help: str) -> Any:  # noqa: A002 - CleanRL-style field help
 
 @dataclass
 class PipelineConfig:
-    """Every hyperparameter of the AgentRM pipeline (DESIGN.md section 5)."""
+    """Every hyperparameter of the AgentRM pipeline (arXiv 2502.18407; the stages: docs/pipeline.md)."""
 
     name: str = _f("pipeline", "run name: the run directory is runs/{name}__pipeline__{seed}__{time}")
     seed: int = _f(0, "seed of every stage (task choice, sampling, initialisation)")

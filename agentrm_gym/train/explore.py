@@ -1,7 +1,7 @@
 """Stage 3, explore: MCTS with the SFT policy on train tasks of the held-in tasks; trees as JSONL.
 
 Per task, ``explore_trees`` train ids (the ones after the expert's, so the policy has not cloned them)
-are searched with :class:`~agentrm_gym.agents.planners.MCTS` (DESIGN.md section 5: UCT
+are searched with :class:`~agentrm_gym.agents.planners.MCTS` (as in AgentRM, arXiv 2502.18407: UCT
 V(c) + c sqrt(2 ln N(parent) / N(c)), k sampled actions per expansion with duplicates merged, a policy
 rollout to the end per new node, outcome R = final progress, visit-weighted back-up). The outcome is
 the env's own progress of the rollout's final state: exploration runs on train tasks, where that

@@ -1,7 +1,7 @@
 """Record every episode an env plays as one :class:`~agentrm_gym.trajectory.Trajectory` JSONL line.
 
-Records follow DESIGN.md section 3 (task, task_id, goal, seed, policy, steps with thought/action/observation/
-reward/progress/action_valid, success, progress). A step's thought comes from ``info["thought"]`` when an
+A record holds task, task_id, goal, seed, policy, the steps (thought, action, observation, reward, progress,
+action_valid), success and progress. A step's thought comes from ``info["thought"]`` when an
 agent puts it there (or :meth:`TrajectoryRecorder.set_thought` before ``step``). An episode is written when it
 ends (terminated or truncated) and, if unfinished, at the next ``reset`` or ``close``, so nothing played is lost.
 """

@@ -2,8 +2,9 @@
 
 :func:`make_rl_env` builds ``reward wrapper -> AdmissibleActionsDiscrete -> TextFeatures`` around a text env,
 with the reward chosen by a spec string: ``sparse`` (1 on success), ``progress`` (the env's own reward, the
-progress increase), ``rm:PATH`` (sparse + potential shaping by the saved RM at PATH); :func:`adapt_for_sb3`
-is the same stack around an env already made (SB3's ``wrapper_class``). The adapters are plain Gymnasium
+progress increase), ``rm:SPEC`` (sparse + potential shaping by the RM that
+:func:`agentrm_gym.rm.make_reward_model` makes of ``SPEC``); :func:`adapt_for_sb3` is the same stack around an
+env already made (SB3's ``wrapper_class``). The adapters are plain Gymnasium
 wrappers and need no SB3; the trainer that consumes them is :func:`agentrm_gym.rl.ppo.train_maskable_ppo`.
 """
 
@@ -26,7 +27,7 @@ def make_rl_env(
 
     Args:
         env_id: a registered id or task name.
-        reward: ``sparse``, ``progress`` or ``rm:PATH`` (sparse + potential shaping by that RM).
+        reward: ``sparse``, ``progress`` or ``rm:SPEC`` (sparse + potential shaping by that RM).
         rm: an already loaded RM to use with ``reward="rm"`` (saves loading it once per env).
         coef, gamma: the shaping's scale and discount (use the learner's gamma).
     """
@@ -58,14 +59,15 @@ def adapt_for_sb3(
         env = SuccessReward(env)
     elif reward.startswith("rm"):
         if rm is None:
-            path = reward.partition(":")[2]
-            if not path:
-                raise ValueError("reward 'rm:PATH' needs the RM directory after the colon")
+            spec = reward.partition(":")[2]
+            if not spec:
+                raise ValueError("reward 'rm:SPEC' needs an RM spec after the colon (an RM or run directory, a "
+                                 "URL, python:module:attr)")
             from agentrm_gym.rm import make_reward_model
 
-            rm = make_reward_model(path)
+            rm = make_reward_model(spec)
         env = ProcessRewardWrapper(SuccessReward(env), rm, mode="potential", coef=coef, gamma=gamma)
     else:
-        raise ValueError(f"reward must be 'sparse', 'progress' or 'rm:PATH', got {reward!r}")
+        raise ValueError(f"reward must be 'sparse', 'progress' or 'rm:SPEC', got {reward!r}")
     env = AdmissibleActionsDiscrete(env, max_actions=max_actions)
     return TextFeatures(env, dim=feature_dim)

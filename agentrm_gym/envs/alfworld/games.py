@@ -1,4 +1,4 @@
-"""The cache of generated ALFWorld game files (``agentrm_gym.cache.cache_dir("alfworld")``).
+"""The cache of generated ALFWorld game files (``agentrm_gym.files.cache_dir("alfworld")``).
 
 The test split is written in one go on first use (with a progress bar); train games are written one
 by one when first played. Files are written to a temp name then renamed, so concurrent builders are safe.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentrm_gym.cache import cache_dir
+from agentrm_gym.files import cache_dir
 
 CACHE_VERSION = "v1"
 

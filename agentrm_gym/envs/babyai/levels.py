@@ -24,7 +24,7 @@ ALL_LEVELS: dict[int, str] = {
     35: "SynthS5R2", 36: "SynthLoc", 37: "SynthSeq", 38: "MiniBossLevel", 39: "BossLevel",
     40: "BossLevelNoUnlock",
 }
-#: The AgentBoard test levels (REFERENCE.md 3.4) and seeds: 28 x 4 = 112 episodes.
+#: AgentBoard's BabyAI test levels (arXiv 2401.13178) and seeds: 28 x 4 = 112 episodes.
 TEST_LEVEL_IDS = (*range(1, 22), 24, 25, 27, 28, 29, 31, 32)
 TEST_SEEDS = (1234, 1235, 1236, 1237)
 #: Train seeds start here, far from the test seeds.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.cache import cache_dir
+from agentrm_gym.files import cache_dir
 
 #: Longest walkthrough a default game may have (the task allows 30 steps).
 MAX_WALKTHROUGH = 24

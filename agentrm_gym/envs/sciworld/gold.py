@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agentrm_gym.cache import cache_dir
 from agentrm_gym.envs.sciworld.jvm import JVM_OPTIONS, ScienceWorldSimulator
 from agentrm_gym.envs.sciworld.text import normalize_command
+from agentrm_gym.files import cache_dir
 
 #: Bump when the gold paths' provenance changes (v2: JVM with constant identity hashes; v6: ambiguity answers
 #: dropped, replay-checked, fresh-JVM fallback).

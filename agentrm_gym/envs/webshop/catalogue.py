@@ -27,7 +27,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agentrm_gym.cache import cache_dir
 from agentrm_gym.core import AgentRMGymError
 from agentrm_gym.envs.webshop.vocab import (
     AUDIENCES,
@@ -37,6 +36,7 @@ from agentrm_gym.envs.webshop.vocab import (
     REVIEW_LINES,
     ProductType,
 )
+from agentrm_gym.files import cache_dir
 
 #: Bump when the generator or schema changes, so stale cache files are not reused.
 VERSION = 3
