@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PPOResult", "evaluate_success", "progress_bar", "require_sb3", "train_maskable_ppo"]
+__all__ = ["HackingAlarm", "PPOResult", "PolicyGradientTrainer", "RLConfig", "evaluate_success",
+           "experiment_preset", "make_reward_spec", "progress_bar", "require_sb3", "run_experiment",
+           "train_maskable_ppo"]
 
 _LAZY = {
     "PPOResult": "agentrm_gym.rl.ppo",
@@ -26,6 +28,12 @@ _LAZY = {
     "require_sb3": "agentrm_gym.rl.ppo",
     "train_maskable_ppo": "agentrm_gym.rl.ppo",
     "progress_bar": "agentrm_gym.rl.callbacks",
+    "PolicyGradientTrainer": "agentrm_gym.rl.policy_gradient",
+    "RLConfig": "agentrm_gym.rl.policy_gradient",
+    "make_reward_spec": "agentrm_gym.rl.rewards",
+    "HackingAlarm": "agentrm_gym.rl.alarm",
+    "run_experiment": "agentrm_gym.rl.experiment",
+    "experiment_preset": "agentrm_gym.rl.experiment",
 }
 
 
