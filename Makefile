@@ -22,11 +22,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# OpenRLHF pins flash-attn (CUDA) and deepspeed, so it cannot be an extra: its agent interface, which imports
+# with --no-deps, goes to a directory of its own that only the adapter's tests add to sys.path
+# (docs/rl_adapters.md). A failed download leaves those tests skipped with the reason.
+OPENRLHF := $(VENV)/openrlhf-agent
+$(OPENRLHF)/.installed: | $(VENV)/.installed
+	-$(BIN)/pip install -q --no-deps --target $(OPENRLHF) openrlhf aiohttp pylatexenc aiohappyeyeballs aiosignal \
+		frozenlist multidict propcache yarl && rm -rf $(OPENRLHF)/tests && touch $@
+
 demo: install
 	$(BIN)/agentrm demo --out runs/demo
 
-test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+test: install $(OPENRLHF)/.installed
+	AGENTRM_OPENRLHF_PATH=$(OPENRLHF) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
