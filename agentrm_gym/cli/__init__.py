@@ -32,8 +32,9 @@ app = typer.Typer(
 )
 
 #: Submodules of agentrm_gym.cli that define ``register(app)``; each is imported (none is optional).
-COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "serve_env", "rm", "rl", "pipeline",
-                   "export", "report"]
+COMMAND_MODULES = ["envs", "demo", "evaluate", "serve_policy", "serve_rm", "serve_env", "rm", "rl", "rl_policy",
+                   "pipeline",
+                   "export", "report", "analyze"]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"agentrm_gym.cli.{_name}").register(app)

@@ -352,9 +352,18 @@ def _cross_validate(records: list[dict[str, Any]], texts: list[str], cfg: Pooled
     tasks = [r["task"] for r in records]
     y = centre_by_group(values, groups) if cfg.target == "centred" else values
     folds = cv_folds(records, sorted({(r["task"], r["task_id"]) for r in records}), cfg)
+    cv, best = cross_validate_ridge(x, y, folds, cfg.alphas, values, groups, tasks)
+    return {"rm": rm, "x": x, "y": y, "folds": folds, "cv": cv, "alpha": best,
+            "task_pairwise_accuracy": cv[best]["task_pairwise_accuracy"] or 0.0}
+
+
+def cross_validate_ridge(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alphas: Sequence[float], values: np.ndarray,
+                         groups: Sequence[Any], tasks: Sequence[str]) -> tuple[dict[float, dict[str, Any]], float]:
+    """:func:`group_ranking_metrics` of a ridge head on ``x`` predicted on each held-out fold, per alpha, and the
+    best alpha (the highest task-mean pairwise accuracy; ties: the smallest alpha)."""
     cv: dict[float, dict[str, Any]] = {}
-    for alpha in cfg.alphas:
-        pred = np.zeros(len(records))
+    for alpha in alphas:
+        pred = np.zeros(len(y))
         for k in np.unique(folds):
             train, held = folds != k, folds == k
             if not train.any():
@@ -362,9 +371,7 @@ def _cross_validate(records: list[dict[str, Any]], texts: list[str], cfg: Pooled
             w, b = fit_ridge(x[train], y[train], alpha)
             pred[held] = x[held] @ w + b
         cv[alpha] = group_ranking_metrics(pred, values, groups, tasks)
-    best = max(cfg.alphas, key=lambda a: (cv[a]["task_pairwise_accuracy"] or 0.0, -a))
-    return {"rm": rm, "x": x, "y": y, "folds": folds, "cv": cv, "alpha": best,
-            "task_pairwise_accuracy": cv[best]["task_pairwise_accuracy"] or 0.0}
+    return cv, max(alphas, key=lambda a: (cv[a]["task_pairwise_accuracy"] or 0.0, -a))
 
 
 def candidate_name(cfg: PooledConfig) -> str:
@@ -423,8 +430,12 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
         if chosen is None or result["task_pairwise_accuracy"] > chosen["task_pairwise_accuracy"]:
             chosen, chosen_cfg = result, cfg
     assert chosen is not None
-    encoded.clear()  # the encoders of the candidates that lost
     cfg, rm, cv, best = chosen_cfg, chosen["rm"], chosen["cv"], chosen["alpha"]
+    # the baselines on the same pairs, folds and alphas: the chosen encoder alone, the statistics alone
+    from agentrm_gym.rm.baselines import BASELINES_NAME, baseline_summary, fit_baselines
+
+    baselines = fit_baselines(records, texts, encoded[(str(cfg.backbone), int(cfg.max_length))][2], cfg, fmt)
+    encoded.clear()  # the encoders of the candidates that lost
     if writer is not None:
         for tag, curve in [("rm/cv_pairwise_accuracy", cv), *(curves if len(configs) > 1 else [])]:
             for alpha, m in curve.items():
@@ -444,8 +455,14 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
         "metrics": {"alpha": best, "cv": cfg.cv, "cv_folds": int(len(np.unique(chosen["folds"]))), **cv[best],
                     "cv_by_alpha": {str(a): cv[a]["task_pairwise_accuracy"] for a in cfg.alphas},
                     **({"candidates": table, "chosen": candidate_name(cfg)} if len(configs) > 1 else {}),
+                    "baselines": {name: baseline_summary(b) for name, b in baselines.items()},
                     "train_seconds": round(time.time() - started, 1)},
         "train_config": dataclasses.asdict(cfg),
     }
+    from agentrm_gym.files import write_json_atomic
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(out_dir) / BASELINES_NAME, baselines)
     rm.save(out_dir)
     return rm
+

@@ -109,7 +109,9 @@ class PipelineConfig:
     eval_methods: list[str] = _f(["greedy", "bon:5"], "methods: greedy, bon:N (explicit RM), beam:W1xW2")
     eval_max_steps: int = _f(0, "step cap of an evaluation episode (0: the task's registered budget)")
     rm_eval_episodes: int = _f(4, "held-out episodes per task for RM quality (pairwise / Best-of-N acc.; 0: off)")
-    eval_rms: list[str] = _f([], "extra RMs that re-score the Best-of-N candidates: implicit, judge")
+    eval_rms: list[str] = _f([], "extra RMs that re-score the Best-of-N candidates: implicit, judge, and the "
+                                 "baselines heuristic (fewer repeated actions), stats-only (ridge on the four "
+                                 "statistics), encoder-only (the chosen encoder without them)")
     implicit_steps: int = _f(200, "AdamW steps of the implicit RM (fit on the sampled groups' outcomes)")
     beam_episodes: int = _f(0, "test episodes per task for beam search (0: eval_episodes); beam is the costliest")
     bootstrap: int = _f(2000, "bootstrap resamples of the paired-difference 95% CIs")
@@ -188,6 +190,8 @@ def field_help() -> dict[str, str]:
 
 #: The pooled RM's encoders the demo and full presets choose from (by leave-one-task-out CV on held-in data).
 RM_CANDIDATES = ["policy+stats", "policy", "minilm+stats", "minilm"]
+#: The baselines the demo and full presets read the explicit RM against (``eval_rms``; agentrm_gym.rm.baselines).
+BASELINE_RMS = ["heuristic", "stats-only", "encoder-only"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -208,7 +212,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
         "rm_max_length": 320,
         "eval_episodes": 30, "eval_max_steps": 20, "eval_methods": ["greedy", "bon:5", "beam:2x3"],
-        "beam_episodes": 8, "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 3, "workers": 0,
+        "beam_episodes": 8, "eval_rms": ["implicit", "judge", *BASELINE_RMS], "rm_eval_episodes": 3, "workers": 0,
     },
     "full": {
         "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
@@ -216,7 +220,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
         "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
         "rm_max_length": 384, "eval_episodes": 0,
-        "eval_methods": ["greedy", "bon:5", "beam:5x5"], "eval_rms": ["implicit", "judge"], "rm_eval_episodes": 10,
+        "eval_methods": ["greedy", "bon:5", "beam:5x5"], "eval_rms": ["implicit", "judge", *BASELINE_RMS],
+        "rm_eval_episodes": 10,
         "workers": 0,
     },
 }

@@ -27,11 +27,15 @@ Best-of-N accuracy of the explicit RM on held-out tasks' oracle comparison sets)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from agentrm_gym.agents.planners import make_planner
 from agentrm_gym.core import unwrap_text_env
@@ -126,9 +130,14 @@ def rescore(candidates: Sequence[dict[str, Any]], rm: Any, path: str | Path, des
 
 
 def load_extra_rm(name: str, root: Path, cfg: PipelineConfig, ctx: StageContext) -> Any:
-    """An RM of ``eval_rms``: ``implicit`` (trained by the train-rm stage) or ``judge`` (the SFT policy)."""
+    """An RM of ``eval_rms``: ``implicit`` (trained by the train-rm stage), ``judge`` (the SFT policy), or a
+    baseline of :data:`agentrm_gym.rm.baselines.BASELINES` (``heuristic``, ``stats-only``, ``encoder-only``:
+    :func:`baseline_rm`)."""
+    from agentrm_gym.rm.baselines import BASELINES
     from agentrm_gym.rm.format import RMFormat
 
+    if name in BASELINES:
+        return baseline_rm(name, root, cfg, ctx.rm)
     if name == "implicit":
         from agentrm_gym.rm import load_reward_model
 
@@ -139,7 +148,47 @@ def load_extra_rm(name: str, root: Path, cfg: PipelineConfig, ctx: StageContext)
         policy = ctx.policy
         return JudgeRewardModel(policy.model, policy.tokenizer, RMFormat(style=cfg.rm_text),
                                 max_length=min(512, cfg.context), backbone=policy_dir(root, cfg))
-    raise ValueError(f"unknown eval RM {name!r}; use implicit or judge")
+    raise ValueError(f"unknown eval RM {name!r}; use implicit, judge, heuristic, stats-only or encoder-only")
+
+
+def baseline_rm(name: str, root: Path, cfg: PipelineConfig, explicit: Any) -> Any:
+    """A baseline RM of the run: the heads the train-rm stage saved beside the pooled RM (``rm/baselines.json``)
+    or, for an RM trained without them, the same heads fitted now on ``extract/pairs.jsonl`` (``encoder-only``
+    only for a pooled explicit RM).
+
+    Raises:
+        RMLoadError: ``encoder-only`` with an explicit RM that is not pooled (no frozen encoder to reuse).
+    """
+    from agentrm_gym.rm.baselines import fit_baselines, load_baseline
+    from agentrm_gym.rm.card import RMLoadError
+    from agentrm_gym.rm.pooled import PooledConfig, PooledValueRewardModel
+    from agentrm_gym.train.extract import load_pairs
+    from agentrm_gym.train.rm_stage import rm_format
+
+    pooled = isinstance(explicit, PooledValueRewardModel)
+    try:
+        return load_baseline(name, root / "rm", explicit)
+    except RMLoadError:
+        if name == "encoder-only" and not pooled:
+            raise
+    records = load_pairs(root)
+    fmt = explicit.fmt if pooled else rm_format(cfg)
+    texts = [fmt.text(r["state"]) for r in records]
+    embeddings = explicit.embed_texts(texts).astype(np.float64) if name == "encoder-only" else None
+    pooled_cfg = PooledConfig(alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed)
+    fitted = fit_baselines(records, texts, embeddings, pooled_cfg, fmt)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_json_atomic(Path(tmp) / "baselines.json", fitted)
+        return load_baseline(name, tmp, explicit if pooled else None)
+
+
+def rm_identity(rm: Any) -> str:
+    """A digest of a baseline RM's head (its re-scores are cached under its name: another head discards them)."""
+    weights = getattr(rm, "weights", None)
+    head = [] if weights is None else [float(x) for x in np.asarray(weights).ravel()]
+    blob = json.dumps([getattr(rm, "kind", ""), getattr(rm, "backbone", ""), head, getattr(rm, "bias", None),
+                       getattr(rm, "scale", None)])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def build_results(cfg: PipelineConfig, out: Path, extra_scores: dict[str, Any] | None = None,
@@ -166,8 +215,35 @@ def build_results(cfg: PipelineConfig, out: Path, extra_scores: dict[str, Any] |
     seconds = {m: round(sum(r["cost"]["wall_seconds"] for r in records if r["method"] == m), 1)
                for m in cfg.eval_methods}
     return {"table": tab.summarize(rows, tasks, held_in), "gains": gain_table, "rm_quality": quality or [],
-            "notes": notes or {}, "episodes": len(records), "eval_episodes_per_task": cfg.eval_episodes,
-            "method_seconds": seconds}
+            "rm_cv": rm_cv_figures(out.parent / "rm"), "notes": notes or {}, "episodes": len(records),
+            "eval_episodes_per_task": cfg.eval_episodes, "method_seconds": seconds}
+
+
+def rm_cv_figures(rm_dir: Path) -> dict[str, Any]:
+    """The explicit RM's cross-validation on held-in train pairs, from its card: every candidate's and every
+    baseline's task-mean / pooled pairwise accuracy and Best-of-N lift (empty for an RM without them)."""
+    try:
+        card = json.loads((rm_dir / "agentrm_rm.json").read_text(encoding="utf-8"))
+        metrics, training = card.get("metrics") or {}, card.get("training") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(metrics, dict) or not (metrics.get("candidates") or metrics.get("baselines")):
+        return {}
+    keys = ("alpha", "task_pairwise_accuracy", "pairwise_accuracy", "bon_lift")
+    chosen = {k: metrics.get(k) for k in keys}
+    cv = metrics.get("cv")
+    if cv == "task" and len(training.get("tasks") or []) < 2:
+        cv = "task_id"  # one held-in task: pooled.cv_folds splits its task ids
+    candidates = {_candidate_label(k): v for k, v in (metrics.get("candidates") or {"(the RM)": chosen}).items()}
+    return {"cv": cv, "folds": metrics.get("cv_folds"), "chosen": _candidate_label(metrics.get("chosen") or ""),
+            "candidates": candidates, "baselines": metrics.get("baselines") or {}}
+
+
+def _candidate_label(name: str) -> str:
+    """A candidate's name without its directory (``<run>/sft/policy+stats`` -> ``policy+stats``): results.json
+    names no path of the machine that trained the RM."""
+    base, plus, stats = name.partition("+")
+    return Path(base).name + plus + stats if base else name
 
 
 def episode_job(ctx: StageContext, job: tuple[str, str, str]) -> dict[str, Any]:
@@ -238,10 +314,20 @@ def _finish(cfg: PipelineConfig, ctx: StageContext, out: Path, notes: dict[str, 
     root = ctx.root
     cand_path = out / "candidates.jsonl"
     cands = list(read_jsonl(cand_path)) if cand_path.exists() else []
+    from agentrm_gym.rm.baselines import BASELINES
+    from agentrm_gym.rm.card import RMLoadError
+
     extra = {}
     for name in cfg.eval_rms:
-        extra[name] = rescore(cands, load_extra_rm(name, root, cfg, ctx), out / "scores" / f"{name}.jsonl",
-                              desc=f"rescore {name}")
+        try:
+            rm = load_extra_rm(name, root, cfg, ctx)
+        except RMLoadError as exc:
+            if name not in BASELINES:
+                raise
+            notes[f"bon:{cfg.bon_n} ({name})"] = f"not evaluated: {exc}"
+            continue
+        extra[name] = rescore(cands, rm, out / "scores" / f"{name}.jsonl", desc=f"rescore {name}",
+                              identity=rm_identity(rm) if name in BASELINES else None)
     quality = _rm_quality(cfg, ctx.rm, out) if cfg.rm_eval_episodes else []
     results = build_results(cfg, out, extra, notes, quality)
     writer = tb_writer(root, "eval")

@@ -9,8 +9,9 @@
 * ``bon_scaling.png`` (and ``bon_scaling.json``) - Best-of-N scaling from the saved candidates
   (``eval/candidates.jsonl``, ``eval/scores/<rm>.jsonl``): for N = 1 .. the number saved, the expected
   progress of the candidate an RM ranks first among N drawn at random (exactly: the mean over all
-  N-subsets, :func:`pick_probabilities`), per task then averaged over tasks, beside the oracle (the best
-  of the N) and random (one candidate) curves;
+  N-subsets, ties sharing the pick as in Table 1, :func:`pick_probabilities`), per task then averaged over
+  tasks, beside the oracle (the best of the N) and random (one candidate) curves; the baselines of
+  ``eval_rms`` (``heuristic``, ``stats-only``, ``encoder-only``) are curves like any RM's;
 * ``rm_training.png`` - every ``losses/*`` and ``rm/*`` TensorBoard scalar under ``RUN/tb/*/`` (and the
   event files an RM trainer left in ``RUN/rm*/``), when tensorboard is installed;
 * ``report.md`` - the plots (relative paths), Table 1 (``eval/table.md``), the config highlights and the
@@ -106,28 +107,39 @@ def read_scalars(root: str | Path) -> dict[str, dict[str, list[tuple[int, float]
 # ------------------------------------------------------------------------------------------ Best-of-N
 
 
-def pick_probabilities(keys: Sequence[float], n: int) -> list[float]:
-    """The chance that candidate ``i`` is the one picked (the highest key, the first of ties, as
-    ``np.argmax``) from a uniformly random ``n``-subset of the candidates.
+def pick_probabilities(keys: Sequence[float], n: int, ties: str = "first") -> list[float]:
+    """The chance that candidate ``i`` is the one picked (the highest key) from a uniformly random
+    ``n``-subset of the candidates.
 
-    Exact: ``i`` is picked when it is drawn and the other ``n - 1`` come from the ``b_i`` candidates it
-    beats, so ``P(i) = C(b_i, n - 1) / C(len(keys), n)``; the same as averaging the pick over
-    ``itertools.combinations(range(len(keys)), n)``. A non-finite key (an RM's NaN) ranks lowest.
+    ``ties="first"``: the first of tied keys is picked, as ``np.argmax``; ``ties="share"``: tied keys share
+    the pick equally, as Table 1 credits a selector (:func:`agentrm_gym.train.table.top_candidates`).
+    Exact: with ``b_i`` candidates that ``i`` beats and ``e_i`` others tied with it, ``i`` is drawn with
+    ``j`` of its ties and ``n - 1 - j`` of those it beats in ``C(e_i, j) C(b_i, n - 1 - j)`` of the
+    ``C(len(keys), n)`` subsets and then picked with chance ``1 / (j + 1)``; the same as averaging the pick
+    over ``itertools.combinations(range(len(keys)), n)``. A non-finite key (an RM's NaN) ranks lowest.
     """
     m = len(keys)
     if not 1 <= n <= m:
         raise ValueError(f"n must be in [1, {m}], got {n}")
+    if ties not in ("first", "share"):
+        raise ValueError(f"ties must be 'first' or 'share', got {ties!r}")
     k = [float(x) if x is not None and math.isfinite(float(x)) else -math.inf for x in keys]
     total = comb(m, n)
     probs = []
     for i in range(m):
-        beaten = sum(1 for j in range(m) if j != i and (k[i] > k[j] or (k[i] == k[j] and i < j)))
-        probs.append(comb(beaten, n - 1) / total)
+        if ties == "first":
+            beaten = sum(1 for j in range(m) if j != i and (k[i] > k[j] or (k[i] == k[j] and i < j)))
+            probs.append(comb(beaten, n - 1) / total)
+            continue
+        beaten = sum(1 for j in range(m) if k[i] > k[j])
+        tied = sum(1 for j in range(m) if j != i and k[i] == k[j])
+        probs.append(sum(comb(tied, j) * comb(beaten, n - 1 - j) / (j + 1) for j in range(min(tied, n - 1) + 1))
+                     / total)
     return probs
 
 
 def _expected_pick(keys: Sequence[float], values: Sequence[float], n: int) -> float:
-    return float(sum(p * v for p, v in zip(pick_probabilities(keys, n), values, strict=True)))
+    return float(sum(p * v for p, v in zip(pick_probabilities(keys, n, ties="share"), values, strict=True)))
 
 
 def _load_scores(path: Path) -> dict[tuple[str, str], list[Any]]:

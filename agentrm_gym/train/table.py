@@ -6,8 +6,10 @@ Inputs are per-episode outcomes keyed by ``(task, task_id)`` for each row of the
   ``eval/episodes.jsonl``;
 * rows derived from the saved Best-of-N candidates (``eval/candidates.jsonl``) cost no new episode:
   ``sample`` (the candidates' mean: what one sampled trajectory scores in expectation), ``bon:N (<rm>)``
-  for every RM that re-scored the candidates (the candidate with the highest score), and
-  ``pass@N (oracle)`` (the best candidate by the env's own progress: the ceiling of any selector).
+  for every RM that re-scored the candidates (the candidate with the highest score; tied candidates share
+  the pick, :func:`top_candidates`), and ``pass@N (oracle)`` (the best candidate by the env's own
+  progress: the ceiling of any selector). Baseline RMs (``heuristic``, ``stats-only``, ``encoder-only``)
+  are rows of this kind, and the explicit RM's paired gain over each is in the gains table.
 
 Averages follow AgentRM: the mean over tasks of each task's mean (held-in, held-out, all). A gain of row A
 over row B is the *paired* difference on the episodes both played; its 95% CI is a percentile bootstrap
@@ -54,9 +56,21 @@ def candidate_rows(candidates: Sequence[Mapping[str, Any]], scores: Mapping[str,
         for name, by_key in scores.items():
             s = by_key.get(key)
             if s is not None and len(s) == len(cands):
-                pick = int(np.argmax(np.asarray(s, dtype=np.float64)))  # first of ties
-                rows[f"bon:{n} ({name})"][key] = (float(succ[pick]), float(prog[pick]))
+                picks = top_candidates(s)  # ties share the pick: their mean, not the first listed
+                rows[f"bon:{n} ({name})"][key] = (float(succ[picks].mean()), float(prog[picks].mean()))
     return rows
+
+
+def top_candidates(scores: Sequence[float | None]) -> np.ndarray:
+    """Indices of the highest scores (all of them when tied; a missing or NaN score ranks lowest).
+
+    A selector with many ties (the "fewer repeated actions" heuristic's integer counts) is credited with the
+    mean outcome of its tied picks, what it scores in expectation when it breaks ties at random; taking the
+    first listed would credit it with whatever the sampling order put first.
+    """
+    x = np.array([np.nan if v is None else float(v) for v in scores], dtype=np.float64)
+    x = np.where(np.isfinite(x), x, -np.inf)
+    return np.flatnonzero(x == x.max())
 
 
 def episode_rows(records: Sequence[Mapping[str, Any]]) -> Rows:
@@ -187,6 +201,8 @@ def render_markdown(results: Mapping[str, Any], tasks: Sequence[str], held_in: S
                   format_gains(gain_table, "progress_rate"), "",
                   "## Paired gains, success rate (points, 95% bootstrap CI over episodes)", "",
                   format_gains(gain_table, "success_rate"), ""]
+    parts += format_baseline_gains(gain_table)
+    parts += format_rm_cv(results.get("rm_cv") or {})
     quality = [q for q in results.get("rm_quality", []) if "skipped" not in q]
     if quality:
         parts += ["## RM quality on held-out tasks (RMB metrics, oracle comparison sets)", "",
@@ -197,6 +213,61 @@ def render_markdown(results: Mapping[str, Any], tasks: Sequence[str], held_in: S
     for task, why in notes.items():
         parts.append(f"- {task}: {why}")
     return "\n".join(parts) + "\n"
+
+
+#: How the baselines of the CV table are described.
+BASELINE_NOTES = {"heuristic": "fewer repeated actions (nothing fitted: its ranking of every pair)",
+                  "stats-only": "ridge on the four trajectory statistics alone",
+                  "encoder-only": "ridge on the chosen encoder's embedding alone"}
+
+
+def format_baseline_gains(gain_table: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per baseline row: the explicit RM's paired progress gain over it (what the learned part adds)."""
+    explicit = next((m for m in gain_table if m.startswith("bon:") and m.endswith(" (explicit)")), None)
+    if explicit is None:
+        return []
+    n = explicit.split(" ")[0]
+    lines = []
+    for name, note in BASELINE_NOTES.items():
+        g = gain_table[explicit].get(f"{n} ({name})")
+        if not g:
+            continue
+        cells = []
+        for grp, label in zip(GROUPS, ("held-in", "held-out", "all"), strict=True):
+            c = g[f"{grp}_progress_rate"]
+            if c.get("mean") is not None:
+                verdict = "noise" if c["lo"] <= 0.0 <= c["hi"] else ("better" if c["mean"] > 0 else "worse")
+                cells.append(f"{label} {c['mean']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}] ({verdict})")
+        lines.append(f"- over `{name}` ({note.split(' (')[0]}): " + ", ".join(cells))
+    if not lines:
+        return []
+    return ["## What the learned RM adds over its baselines (progress rate, points, 95% CI)", "",
+            f"The explicit RM's Best-of-N pick against each baseline's pick on the same candidates ({n}):", "",
+            *lines, ""]
+
+
+def format_rm_cv(rm_cv: Mapping[str, Any]) -> list[str]:
+    """The explicit RM's cross-validation on held-in train pairs: every candidate and baseline (lines)."""
+    if not rm_cv:
+        return []
+    folds = "leave-one-task-out" if rm_cv.get("cv") == "task" else "folds of task ids"
+    lines = [f"## The explicit RM's cross-validation on held-in train pairs ({folds}: {rm_cv.get('folds')} folds)",
+             "", "| RM | task-mean pairwise acc. | pooled pairwise acc. | Best-of-N lift (value) | alpha |",
+             "|---|---|---|---|---|"]
+    chosen = rm_cv.get("chosen")
+    for name, c in (rm_cv.get("candidates") or {}).items():
+        lines.append(f"| {name}{' (chosen)' if name == chosen else ''} | {_fmt_acc(c.get('task_pairwise_accuracy'))} "
+                     f"| {_fmt_acc(c.get('pairwise_accuracy'))} | {_fmt_acc(c.get('bon_lift'))} | {c.get('alpha')} |")
+    for name, c in (rm_cv.get("baselines") or {}).items():
+        lines.append(f"| baseline: {name} | {_fmt_acc(c.get('task_pairwise_accuracy'))} "
+                     f"| {_fmt_acc(c.get('pairwise_accuracy'))} | {_fmt_acc(c.get('bon_lift'))} "
+                     f"| {'-' if c.get('alpha') is None else c['alpha']} |")
+    lines += ["", "Within-group pairwise accuracy (ties 1/2; chance 0.5) of each RM's scores on the held-out folds "
+              "of its own training pairs, the task mean being the criterion that chose the RM; Best-of-N lift: "
+              "the value of the top-scored state minus its group's mean. Baselines: "
+              + "; ".join(f"{k}: {v}" for k, v in BASELINE_NOTES.items() if k in (rm_cv.get("baselines") or {}))
+              + ". Their Best-of-N rows above are paired with the explicit RM on the same candidates.", ""]
+    return lines
 
 
 def _fmt_acc(v: Any) -> str:
