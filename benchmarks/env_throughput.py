@@ -125,6 +125,93 @@ def raw_minigrid_steps_per_s(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+#: Commands for the list-free ScienceWorld loop: plausible words the JVM parses (valid or not) in any room.
+SCIWORLD_PLAIN_COMMANDS = ("look around", "inventory", "task", "wait1", "go to hallway", "go to kitchen",
+                           "open door to hallway", "look at door to kitchen")
+
+
+def _sciworld_episodes(n_episodes: int) -> list[tuple[str, int]]:
+    from agentrm_gym.envs.sciworld.tasks import TEST_EPISODES
+
+    return list(TEST_EPISODES[:n_episodes])
+
+
+def upstream_sciworld_steps_per_s(steps: int, listing: bool) -> float:
+    """The ``scienceworld`` simulator as shipped (its JVM options), driven through its server calls on the same
+    test episodes: a random valid action each step (``list(getValidActionObjectCombinations())``, as the
+    package lists them, then ``step`` and the score), or with ``listing=False`` a random command of
+    :data:`SCIWORLD_PLAIN_COMMANDS` (``step`` and the score alone). The package's own ``step()`` is not
+    used: it also runs look, inventory, task and the valid-action listing for its ``infos``."""
+    import scienceworld
+
+    from agentrm_gym.envs.sciworld.tasks import simplifications_for
+
+    rng = random.Random(0)
+    episodes = _sciworld_episodes(10)
+    sim = scienceworld.ScienceWorldEnv("", None, 10**9)
+    try:
+        k, t = 0, 0
+        task, var = episodes[0]
+        sim.load(task, var, simplifications_for(task))
+        start = 0.0
+        for i in range(-steps // 4, steps):  # a quarter more untimed first: the JVM's JIT warms up
+            if i == 0:
+                start = time.perf_counter()
+            if listing:
+                action = rng.choice(sorted(list(sim.server.getValidActionObjectCombinations())))
+            else:
+                action = rng.choice(SCIWORLD_PLAIN_COMMANDS)
+            sim.server.step(action)
+            done = sim.server.getCompleted() or sim.server.getScore() < 0
+            t += 1
+            if done or t >= 30:
+                k, t = k + 1, 0
+                task, var = episodes[k % len(episodes)]
+                sim.load(task, var, simplifications_for(task))
+        return steps / (time.perf_counter() - start)
+    finally:
+        sim.close()
+
+
+def ours_sciworld_plain_steps_per_s(steps: int) -> float:
+    """Our env with ``admissible_in_info=False`` on the loop of :func:`upstream_sciworld_steps_per_s` (``listing=False``)."""
+    rng = random.Random(0)
+    episodes = [f"{t}@{v}" for t, v in _sciworld_episodes(10)]
+    env = gym.make("agentrm/ScienceWorld-v0", split="test", admissible_in_info=False, disable_env_checker=True)
+    try:
+        k = 0
+        env.reset(seed=0, options={"task_id": episodes[0]})
+        start = 0.0
+        for i in range(-steps // 4, steps):
+            if i == 0:
+                start = time.perf_counter()
+            _, _, term, trunc, _ = env.step(rng.choice(SCIWORLD_PLAIN_COMMANDS))
+            if term or trunc:
+                k += 1
+                env.reset(seed=k, options={"task_id": episodes[k % len(episodes)]})
+        return steps / (time.perf_counter() - start)
+    finally:
+        env.close()
+
+
+def babyai_primitives_per_step(steps: int) -> float:
+    """Mean minigrid primitives one random admissible BabyAI text step runs (a macro walks a BFS path)."""
+    env = gym.make("agentrm/BabyAI-v0", split="test", disable_env_checker=True)
+    base = unwrap_text_env(env)
+    rng = random.Random(0)
+    tasks = base.task_ids("test")
+    k, primitives = 0, 0
+    _, info = env.reset(seed=0, options={"task_id": tasks[0]})
+    for _ in range(steps):
+        before = base.env.step_count
+        _, _, term, trunc, info = env.step(rng.choice(info["admissible_actions"]))
+        primitives += base.env.step_count - before
+        if term or trunc:
+            k += 1
+            _, info = env.reset(seed=k, options={"task_id": tasks[k % len(tasks)]})
+    return primitives / steps
+
+
 def fmt(x: float | None, spec: str) -> str:
     width = int(spec.split(".")[0])
     return f"{'-':>{width}}" if x is None else format(x, spec)
@@ -169,6 +256,20 @@ def main(argv: list[str] | None = None) -> list[Row]:
         print(f"\nraw minigrid (random primitives, same BabyAI levels): {raw:.0f} steps/s; "
               f"text layer costs x{raw / babyai.steps_per_s:.1f} per step "
               "(one text step may run several primitives)")
+        per_step = babyai_primitives_per_step(min(args.steps, 500))
+        print(f"BabyAI text steps/s vs raw minigrid steps/s: x{babyai.steps_per_s / raw:.2f}; a text step runs "
+              f"{per_step:.2f} primitives, so per primitive the text env runs at x{babyai.steps_per_s * per_step / raw:.2f} "
+              "of raw minigrid")
+    sciworld = next((r for r in rows if r.env_id == "agentrm/ScienceWorld-v0" and r.steps_per_s), None)
+    if sciworld is not None:
+        n = max(20, args.steps // 5)
+        upstream = upstream_sciworld_steps_per_s(n, listing=True)
+        print(f"\nupstream scienceworld simulator (default JVM options, random valid action, listing every step): {upstream:.1f} "
+              f"steps/s; ours {sciworld.steps_per_s:.1f} steps/s = x{sciworld.steps_per_s / upstream:.2f} of upstream")
+        upstream_plain = upstream_sciworld_steps_per_s(n, listing=False)
+        ours_plain = ours_sciworld_plain_steps_per_s(n)
+        print(f"without the listing (admissible_in_info=False, plain commands): ours {ours_plain:.1f} steps/s, "
+              f"upstream {upstream_plain:.1f} steps/s = x{ours_plain / upstream_plain:.2f} of upstream")
     return rows
 
 

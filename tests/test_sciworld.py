@@ -229,3 +229,31 @@ def test_restores_continue_the_jvm_that_holds_a_prefix():
     assert pooled == single  # the same world whichever JVM plays a branch
     assert (pooled_loads, pooled_held) == (3, 3)  # one load per JVM, then one command per restore
     assert single_held == 1 and single_loads >= 1 + 2 + 9  # one JVM reloads at (nearly) every switch
+
+
+def test_admissible_in_info_false_lists_only_on_demand(env):
+    """``admissible_in_info=False`` leaves the listing out of info; the episode itself is the same."""
+    lazy = gym.make("agentrm/ScienceWorld-v0", split="test", admissible_in_info=False, simulators=1)
+    try:
+        base = lazy.unwrapped
+        obs_a, info_a = env.reset(seed=0, options={"task_id": "find-animal@225"})
+        obs_b, info_b = lazy.reset(seed=0, options={"task_id": "find-animal@225"})
+        assert obs_a == obs_b and info_b["admissible_actions"] is None
+        listed: list[str] = []
+        real_query = base.simulator.query
+
+        def spy(fn, what, timeout=None):
+            listed.append(what)
+            return real_query(fn, what, timeout)
+
+        base.simulator.query = spy
+        for action in ["look around", "go to hallway", "open door to nowhere", "wait1"]:
+            a, b = env.step(action), lazy.step(action)
+            assert a[:4] == b[:4] and a[4]["progress"] == b[4]["progress"]
+            assert a[4]["action_valid"] == b[4]["action_valid"] and b[4]["admissible_actions"] is None
+        assert listed == []  # plausible commands are sent without listing valid actions
+        lazy.step("☃ garbage")  # not plausible: the validity check lists them
+        assert listed == ["get_valid_action_object_combinations"]
+        assert base.admissible_actions() == env.unwrapped.admissible_actions()
+    finally:
+        lazy.close()

@@ -22,7 +22,7 @@ import json
 import pickle
 import re
 from collections import Counter, defaultdict
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,35 @@ def _patch_grammar_parser() -> None:
         return copy.deepcopy(cache[key])
 
     textgen._parse_and_convert = parse_and_convert
+    # grammar conditions ("{...|condition}" and rule conditions) are parsed by textworld.logic's own parser
+    # on every derivation (two thirds of a step's time); the parsed Rule is only read (all_assignments)
+    textgen.Rule = type("Rule", (), {"parse_conjunctive_query": staticmethod(
+        lru_cache(maxsize=None)(textgen.Rule.parse_conjunctive_query))})
     textgen._agentrm_memoised = True
+
+
+@cache
+def _shared(base: type) -> type:
+    """``base`` (a slotted TextWorld value class) made to deep-copy to itself.
+
+    TextWorld's grammar deep-copies every derivation context (the entities' infos and the action's
+    placeholder -> variable mapping) about twenty times per feedback text, which was most of a step's
+    time. These objects are never modified after ``load`` (the grammar only updates the copied dicts),
+    so sharing them gives the same text.
+    """
+    name = "Shared" + base.__name__
+    cls = type(name, (base,), {"__slots__": (), "__deepcopy__": lambda self, memo: self,
+                               "__module__": __name__, "__qualname__": name})
+    globals()[name] = cls  # so that pickle finds it
+    return cls
+
+
+def _shared_mapping(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """An action's placeholder -> variable mapping with both sides :func:`_shared`."""
+    from textworld.logic import Placeholder, Variable
+
+    placeholder, variable = _shared(Placeholder), _shared(Variable)
+    return {placeholder(ph.name, ph.type): variable(var.name, var.type) for ph, var in mapping.items()}
 
 
 def task_text_of_grammar(grammar: str) -> str:
@@ -184,8 +212,10 @@ class AlfredEngine:
         for info in infos.values():
             info.name, info.definite, info.indefinite = info.id, "the", "a"
         demangler = Demangler(game_infos=infos)
+        shared = _shared(EntityInfo)
         for info in infos.values():
             info.name = demangler.demangle_alfred_name(info.id)
+            info.__class__ = shared
         self._entity_infos = infos
         self.names = {k: v.name for k, v in infos.items()}
         self.game_path = game_path
@@ -255,7 +285,7 @@ class AlfredEngine:
             return None
         self.state.apply(action)
         variables = {ph.name: self._entity_infos[var.name] for ph, var in action.mapping.items()}
-        feedback = self._derive(action.feedback_rule, variables, action.mapping)
+        feedback = self._derive(action.feedback_rule, variables, _shared_mapping(action.mapping))
         self._refresh()
         return feedback
 

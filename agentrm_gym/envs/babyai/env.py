@@ -95,6 +95,7 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
         self._cache: dict[str, Any] | None = None
         self._plan_cache: dict[Any, list[str]] = {}
         self._depths: dict[Pose, int] = {}
+        self._subgoal_total = 0
 
     # -------------------------------------------------------------- tasks
     def task_ids(self, split: str = "test") -> list[str]:
@@ -128,7 +129,7 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
         level, seed = self.parse_task_id(task_id)
         self.env = self._level_env(level)
         with contextlib.redirect_stdout(io.StringIO()):  # "Sampling rejected: unreachable object"
-            self.env.reset(seed=seed)
+            obs, _ = self.env.reset(seed=seed)
         fix_strict_sequences(self.env.instrs)
         self._seen = np.zeros((self.env.width, self.env.height), dtype=bool)
         self._label_counts = {}
@@ -136,6 +137,8 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
         self._won = self._lost = False
         self._plan_cache = {}
         self._invalidate()
+        self._view(obs["image"])
+        self._subgoal_total = len(self._subgoal_checks())  # a function of the mission's clauses alone
         self._update_subgoals()
         return self.env.mission, self._describe()
 
@@ -165,9 +168,9 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
 
     def _execute(self, primitives: list[int]) -> None:
         for a in primitives:
-            _, reward, terminated, _, _ = self.env.step(a)
+            obs, reward, terminated, _, _ = self.env.step(a)
             self._invalidate()
-            self._view()
+            self._view(obs["image"])
             self._update_subgoals()
             if terminated:
                 self._won = reward > 0
@@ -216,7 +219,7 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
                 self._achieved.add(key)
 
     def _progress(self) -> float:
-        total = len(self._subgoal_checks())
+        total = self._subgoal_total
         return len(self._achieved) / total if total else 0.0
 
     def _success(self) -> bool:

@@ -61,44 +61,61 @@ class BabyAIMacros:
     def _bfs(self) -> dict[Pose, tuple[Pose, int] | None]:
         """Shortest primitive paths from the agent's pose to every pose over the cells seen so far."""
         env = self.env
+        width, height, cells, seen = env.width, env.height, env.grid.grid, self._seen
         start = (int(env.agent_pos[0]), int(env.agent_pos[1]), int(env.agent_dir))
         parent: dict[Pose, tuple[Pose, int] | None] = {start: None}
         depth = {start: 0}
+        passable: dict[Cell, bool] = {}  # _passable, asked once per cell rather than once per pose
+        forward, left, right = int(Actions.forward), int(Actions.left), int(Actions.right)
         queue = deque([start])
         while queue:
             pose = queue.popleft()
             x, y, d = pose
             dx, dy = DIR_VEC[d]
-            for action, nxt in (
-                (Actions.forward, (x + dx, y + dy, d)),
-                (Actions.left, (x, y, (d - 1) % 4)),
-                (Actions.right, (x, y, (d + 1) % 4)),
-            ):
-                if nxt in parent:
-                    continue
-                if action == Actions.forward and not self._passable(nxt[0], nxt[1]):
-                    continue
-                parent[nxt] = (pose, int(action))
-                depth[nxt] = depth[pose] + 1
-                queue.append(nxt)
+            n = depth[pose] + 1
+            nxt = (x + dx, y + dy, d)
+            if nxt not in parent:
+                cell = (nxt[0], nxt[1])
+                ok = passable.get(cell)
+                if ok is None:
+                    cx, cy = cell
+                    ok = 0 <= cx < width and 0 <= cy < height and bool(seen[cx, cy])
+                    if ok:
+                        obj = cells[cy * width + cx]
+                        ok = obj is None or obj.can_overlap()
+                    passable[cell] = ok
+                if ok:
+                    parent[nxt] = (pose, forward)
+                    depth[nxt] = n
+                    queue.append(nxt)
+            for action, turned in ((left, (x, y, (d - 1) % 4)), (right, (x, y, (d + 1) % 4))):
+                if turned not in parent:
+                    parent[turned] = (pose, action)
+                    depth[turned] = n
+                    queue.append(turned)
         self._depths = depth
         return parent
+
+    def _nearest_poses(self, arrive: bool) -> dict[Cell, Pose]:
+        """Per cell, the pose of fewest primitives (then the smallest) that stands on it (``arrive``) or faces it."""
+        key = "arrive" if arrive else "face"
+        table = self._cache.get(key)  # type: ignore[union-attr]
+        if table is None:
+            table = {}
+            depths = self._depths
+            for pose in self._cache["bfs"]:  # type: ignore[index]
+                x, y, d = pose
+                cell = (x, y) if arrive else (x + DIR_VEC[d][0], y + DIR_VEC[d][1])
+                best = table.get(cell)
+                if best is None or (depths[pose], pose) < (depths[best], best):
+                    table[cell] = pose
+            self._cache[key] = table  # type: ignore[index]
+        return table
 
     def _path(self, target: Cell, arrive: bool) -> list[int] | None:
         """Primitives that reach ``target`` (``arrive``) or face it; ``None`` when there is no path."""
         parent = self._cache["bfs"]  # type: ignore[index]
-        best: Pose | None = None
-        best_len = None
-        for pose in parent:
-            x, y, d = pose
-            if arrive:
-                ok = (x, y) == target
-            else:
-                ok = (x + DIR_VEC[d][0], y + DIR_VEC[d][1]) == target
-            if ok:
-                n = self._depths[pose]
-                if best_len is None or n < best_len or (n == best_len and pose < best):
-                    best, best_len = pose, n
+        best = self._nearest_poses(arrive).get(target)
         if best is None:
             return None
         path = []

@@ -30,12 +30,17 @@ class BabyAIText:
     def _invalidate(self) -> None:
         self._cache = None
 
-    def _view(self) -> dict[str, Any]:
-        """What the agent sees now: visible objects (labelled), the BFS map, and the admissible macros."""
+    def _view(self, image: np.ndarray | None = None) -> dict[str, Any]:
+        """What the agent sees now: visible objects (labelled), the BFS map, and the admissible macros.
+
+        ``image``: minigrid's observation of this state (``obs["image"]`` of the step or reset that made
+        it), whose visible cells are exactly those with a non-zero type ("unseen" is 0): passing it saves
+        recomputing ``gen_obs_grid()``, which minigrid has just done.
+        """
         if self._cache is not None:
             return self._cache
         env = self.env
-        _, vis = env.gen_obs_grid()
+        vis = env.gen_obs_grid()[1] if image is None else image[:, :, 0] != 0
         size = env.agent_view_size
         ax, ay = int(env.agent_pos[0]), int(env.agent_pos[1])
         fx, fy = DIR_VEC[env.agent_dir]

@@ -16,7 +16,7 @@ from typing import Any
 
 from agentrm_gym.core import MissingExtra, StepOutcome, TextEnv, UnknownTask
 from agentrm_gym.envs.sciworld.gold import ScienceWorldGold
-from agentrm_gym.envs.sciworld.jvm import ScienceWorldSimulator
+from agentrm_gym.envs.sciworld.jvm import ScienceWorldSimulator, valid_action_combinations
 from agentrm_gym.envs.sciworld.tasks import (
     SIMPLIFICATIONS,
     TASK_VARIATIONS,
@@ -90,7 +90,10 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
     default 6, each about 170 MB: a restore continues a JVM that holds a prefix of the target state, the
     longest such prefix, so search that cycles through N states (Best-of-N in lockstep, beam) replays
     one command per step instead of reloading and replaying the whole history; ``1``: reload and replay
-    in one JVM). The extra JVMs start only when a restore needs one.
+    in one JVM). The extra JVMs start only when a restore needs one. ``admissible_in_info`` (default
+    ``True``): ``False`` leaves ``info["admissible_actions"]`` ``None`` and lists valid actions only when
+    ``admissible_actions()`` (or a garbage command's validity check) asks, for agents that do not read
+    the list: listing them is about 5/6 of a step's JVM time.
 
     ## Version History
     v0: initial version (scienceworld 1.2.3).
@@ -107,6 +110,7 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
         simplifications: tuple[str, ...] | list[str] = SIMPLIFICATIONS,
         timeout: float = 60.0,
         simulators: int = DEFAULT_SIMULATORS,
+        admissible_in_info: bool = True,
     ):
         super().__init__(split=split, render_mode=render_mode)
         from agentrm_gym.registry import require_extra
@@ -126,6 +130,8 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
             raise ValueError(f"simulators must be >= 1, got {simulators}")
         self.simplifications = tuple(simplifications)
         self.simulators = int(simulators)
+        self.admissible_in_info = bool(admissible_in_info)
+        self._listing_deferred = False
         self.simulator = ScienceWorldSimulator(timeout=timeout)
         #: the other JVMs, least recently used first, each with the state it holds
         self._parked: list[dict[str, Any]] = []
@@ -216,9 +222,11 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
 
     def _step(self, action: str) -> StepOutcome:
         command = normalize_command(action)
-        self.admissible_actions()
-        if command not in self._admissible_set and not self._plausible(command):
-            return StepOutcome(NO_MATCH, valid=False)
+        # a plausible command goes to the JVM whether or not it is listed: list only for the others
+        if not self._plausible(command):
+            self.admissible_actions()
+            if command not in self._admissible_set:
+                return StepOutcome(NO_MATCH, valid=False)
         text = self._send(command)
         if text.strip() == NO_MATCH:
             return StepOutcome(text, valid=False)
@@ -233,14 +241,13 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
         return self._score >= 1.0
 
     def admissible_actions(self) -> list[str] | None:
-        if self._task_id is None:
+        if self._task_id is None or self._listing_deferred:
             return None
         if self._admissible is None:
             key = (self._task, self._variation, tuple(self._executed))
             acts = self._admissible_cache.get(key)
             if acts is None:
-                combos = self.simulator.query(lambda b: list(b.get_valid_action_object_combinations()),
-                                             "get_valid_action_object_combinations")
+                combos = self.simulator.query(valid_action_combinations, "get_valid_action_object_combinations")
                 acts = sorted({a for a in map(normalize_command, combos) if a and a not in BLOCKED_COMMANDS})
                 self._admissible_cache[key] = acts
                 if len(self._admissible_cache) > ADMISSIBLE_CACHE_SIZE:
@@ -250,6 +257,16 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
             self._admissible = acts
             self._admissible_set = set(acts)
         return list(self._admissible)
+
+    def _info(self) -> dict[str, Any]:
+        if self.admissible_in_info:
+            return super()._info()
+        # the listing is most of a step's JVM time: leave it to admissible_actions(), asked on demand
+        self._listing_deferred = True
+        try:
+            return super()._info()
+        finally:
+            self._listing_deferred = False
 
     # -------------------------------------------------------------- snapshots: reload + replay of sent commands
     def _get_state(self) -> Any:
