@@ -251,7 +251,7 @@ def test_vllm_guard_and_request_building():
 def test_prompt_cut_step_keeps_a_cut_prompts_start_and_sft_records_follow_it():
     """With ``cut_step=4`` turns are left out four at a time, so most prompts extend the previous step's
     prompt; the SFT records are the prompts the next step's prompt does not extend."""
-    from agentrm_gym.train.common import CompactPromptBuilder
+    from agentrm_gym.agents.prompts import CompactPromptBuilder
     from agentrm_gym.train.sft_stage import window_records
     from agentrm_gym.trajectory import Trajectory
 

@@ -149,8 +149,8 @@ def tiny_parts():
 
 def _policy(tokenizer):
     from agentrm_gym.agents.hf import TransformersPolicy
+    from agentrm_gym.agents.prompts import CompactPromptBuilder
     from agentrm_gym.agents.tiny import build_tiny_model
-    from agentrm_gym.train.common import CompactPromptBuilder
 
     model = build_tiny_model(tokenizer, n_layer=1, n_embd=32, n_head=2, n_positions=128, seed=0)
     return TransformersPolicy(model, tokenizer, builder=CompactPromptBuilder(), max_new_tokens=2, seed=0)

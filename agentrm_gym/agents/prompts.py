@@ -250,3 +250,20 @@ def sharegpt_to_messages(record: dict[str, Any]) -> list[Message]:
     """ShareGPT conversations back to chat messages."""
     return [{"role": "user" if c["from"] in ("human", "user") else "assistant", "content": c["value"]}
             for c in record["conversations"]]
+
+
+class CompactPromptBuilder(PromptBuilder):
+    """:class:`PromptBuilder` with a one-line instruction and no example (the pipeline's tiny policy).
+
+    The layout is otherwise the ETO one (instruction, ``OK``, ``Task: ...\\nObservation: ...``, then
+    alternating turns), so the SFT data stays in the ShareGPT format and a real model can be swapped in.
+    Old turns are cut ``cut_step`` (4) at a time, so a cut prompt keeps its start for about four steps
+    and the sampler resumes it from the previous step's KV cache.
+    """
+
+    def __init__(self, budget: int | None = None, count: Any = len, cut_step: int = 4):
+        super().__init__(with_example=False, budget=budget, count=count, cut_step=cut_step)
+
+    def header(self, state: AgentState | Trajectory) -> list[Message]:
+        return [{"role": "user", "content": f"You are an agent in the {state.task} environment."},
+                {"role": "assistant", "content": "OK"}]

@@ -3,7 +3,7 @@
 **Rollouts.** Each iteration takes ``groups`` train task ids and plays ``group_size`` episodes of each, all
 in lockstep: one batched call of the policy's sampler a step (:class:`~agentrm_gym.agents.hf.HFGenerator`,
 the KV-cache sampler of evaluation; identical prompts are encoded once), through the policy's own prompt
-builder (the pipeline's :class:`~agentrm_gym.train.common.CompactPromptBuilder` for a run's SFT policy) and
+builder (the pipeline's :class:`~agentrm_gym.agents.prompts.CompactPromptBuilder` for a run's SFT policy) and
 parser. Every turn keeps its prompt token ids, its completion token ids and their log-probs under the
 sampling policy (the "old" log-probs of the PPO ratio).
 

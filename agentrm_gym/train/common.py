@@ -1,11 +1,9 @@
-"""Pieces every pipeline stage shares: the stage preamble, the compact prompt, env opening, threads.
+"""Pieces every pipeline stage shares: the stage preamble, env opening, threads.
 
 * :func:`begin_stage` / :class:`Stage` - the preamble of every stage: ``<run>/<stage>/done.json`` present
   means finished (its summary is returned as is), else the clock starts, torch threads are set and the
   directory is made; :meth:`Stage.finish` writes ``done.json`` last, so a re-run skips finished stages;
-* :class:`CompactPromptBuilder` - the policy prompt of the pipeline's tiny model: a one-line instruction,
-  no one-shot example, the episode cut to a token budget (the tiny model has no prior to read a long
-  instruction with, and every prompt token costs CPU time);
+* the pipeline's policy prompt is :class:`agentrm_gym.agents.prompts.CompactPromptBuilder`;
 * :func:`done_marker` / :func:`is_done` / :func:`read_done` - the ``done.json`` files themselves (a damaged
   one raises :class:`~agentrm_gym.train.config.CorruptRunFile` naming it);
 * :func:`open_env` - ``make(task, split=...)``, or ``None`` plus a note when the task's extra is missing;
@@ -24,31 +22,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from agentrm_gym.agents.prompts import Message, PromptBuilder
 from agentrm_gym.files import remove_debris, write_json_atomic
 from agentrm_gym.train.config import CorruptRunFile, read_json_object
-from agentrm_gym.trajectory import AgentState, Trajectory
 
 DONE = "done.json"
-__all__ = ["DONE", "CompactPromptBuilder", "CorruptRunFile", "Stage", "begin_stage", "done_marker", "is_done",
+__all__ = ["DONE", "CorruptRunFile", "Stage", "begin_stage", "done_marker", "is_done",
            "open_env", "read_done", "set_threads", "short_thought", "tb_writer"]
-
-
-class CompactPromptBuilder(PromptBuilder):
-    """:class:`PromptBuilder` with a one-line instruction and no example (the pipeline's tiny policy).
-
-    The layout is otherwise the ETO one (instruction, ``OK``, ``Task: ...\\nObservation: ...``, then
-    alternating turns), so the SFT data stays in the ShareGPT format and a real model can be swapped in.
-    Old turns are cut ``cut_step`` (4) at a time, so a cut prompt keeps its start for about four steps
-    and the sampler resumes it from the previous step's KV cache.
-    """
-
-    def __init__(self, budget: int | None = None, count: Any = len, cut_step: int = 4):
-        super().__init__(with_example=False, budget=budget, count=count, cut_step=cut_step)
-
-    def header(self, state: AgentState | Trajectory) -> list[Message]:
-        return [{"role": "user", "content": f"You are an agent in the {state.task} environment."},
-                {"role": "assistant", "content": "OK"}]
 
 
 def short_thought(action: str) -> str:

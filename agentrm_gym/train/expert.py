@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from agentrm_gym.agents.prompts import to_sharegpt
+from agentrm_gym.agents.prompts import CompactPromptBuilder, to_sharegpt
 from agentrm_gym.agents.runner import initial_state, step_record, to_trajectory
 from agentrm_gym.core import CHECK_VALID_ACTIONS, unwrap_text_env
 from agentrm_gym.files import repair_jsonl, write_jsonl_atomic
-from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, short_thought, tb_writer
+from agentrm_gym.train.common import begin_stage, short_thought, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.train.context import StageContext, canonical_jsonl, play
 from agentrm_gym.train.explore import episode_seed

@@ -8,7 +8,7 @@ the records the policy will actually see (below), a linear warm-up + cosine sche
 TensorBoard scalars (``losses/sft``, ``charts/lr``) and a throughput probe.
 
 **Records.** At test time the prompt is cut to ``context - max_new_tokens`` tokens by dropping old
-turns (:class:`~agentrm_gym.train.common.CompactPromptBuilder`, a few at a time). Training on a whole
+turns (:class:`~agentrm_gym.agents.prompts.CompactPromptBuilder`, a few at a time). Training on a whole
 long episode left-cut to the context would teach a different view (no goal), so each episode gives the
 prompts of the steps whose prompt the next step's prompt does not extend: the last step before each cut
 (one record for an episode that fits).
@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from agentrm_gym.agents.prompts import messages_to_sharegpt, through_last_turn
+from agentrm_gym.agents.prompts import CompactPromptBuilder, messages_to_sharegpt, through_last_turn
 from agentrm_gym.files import kill_point, write_dir_atomic
 from agentrm_gym.rm.backbones import training_threads
-from agentrm_gym.train.common import CompactPromptBuilder, begin_stage, tb_writer
+from agentrm_gym.train.common import begin_stage, tb_writer
 from agentrm_gym.train.config import PipelineConfig
 from agentrm_gym.trajectory import Trajectory, read_jsonl
 
