@@ -332,3 +332,63 @@ def test_cli_serves_and_openenv_validate_passes():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _children(pid: int) -> set[int]:
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.add(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_killed_server_leaves_no_simulator_behind():
+    """SIGKILL of `agentrm serve env` while a ScienceWorld session holds its JVM: the JVM exits too (it is
+    started to die with its parent's stdin), so no orphan outlives the server."""
+    import signal
+
+    import httpx
+
+    pytest.importorskip("scienceworld", reason="pip install 'agentrm-gym[sciworld]'")
+    port = _free_port()
+    agentrm = os.path.join(os.path.dirname(sys.executable), "agentrm")
+    proc = subprocess.Popen([agentrm, "serve", "env", "--tasks", "ScienceWorld", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.3)
+        sid = httpx.post(url + "/sessions", timeout=60).json()["session_id"]
+        reset = httpx.post(f"{url}/sessions/{sid}/reset", json={"task": "ScienceWorld", "seed": 0}, timeout=300)
+        assert reset.status_code == 200, reset.text
+        jvms = _children(proc.pid)
+        assert jvms, "the ScienceWorld session started no simulator process"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(p) for p in jvms) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in jvms if _alive(p)], "a simulator outlived the killed server"
