@@ -298,24 +298,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_serves_and_openenv_validate_passes():
+def _start_cli_server(tasks: str) -> tuple[subprocess.Popen, str]:
+    """``agentrm serve env --tasks TASKS`` on a free port, once its /health answers: (process, URL)."""
     import httpx
 
     port = _free_port()
     agentrm = os.path.join(os.path.dirname(sys.executable), "agentrm")
-    proc = subprocess.Popen([agentrm, "serve", "env", "--tasks", "Maze,PDDL", "--port", str(port)],
+    proc = subprocess.Popen([agentrm, "serve", "env", "--tasks", tasks, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"agentrm serve env did not start:\n{proc.stdout.read()}")
+        time.sleep(0.3)
+
+
+def test_cli_serves_and_openenv_validate_passes():
+    import httpx
+
+    proc, url = _start_cli_server("Maze,PDDL")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else ""
-            time.sleep(0.3)
         assert httpx.get(url + "/tasks").json()["default"] == "Maze"
         openenv = shutil.which("openenv", path=os.path.dirname(sys.executable))
         if openenv is None:
@@ -365,21 +374,8 @@ def test_a_killed_server_leaves_no_simulator_behind():
     import httpx
 
     pytest.importorskip("scienceworld", reason="pip install 'agentrm-gym[sciworld]'")
-    port = _free_port()
-    agentrm = os.path.join(os.path.dirname(sys.executable), "agentrm")
-    proc = subprocess.Popen([agentrm, "serve", "env", "--tasks", "ScienceWorld", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _start_cli_server("ScienceWorld")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.3)
         sid = httpx.post(url + "/sessions", timeout=60).json()["session_id"]
         reset = httpx.post(f"{url}/sessions/{sid}/reset", json={"task": "ScienceWorld", "seed": 0}, timeout=300)
         assert reset.status_code == 200, reset.text

@@ -51,16 +51,11 @@ from agentrm_gym.agents.runner import initial_state, max_episode_steps, step_rec
 from agentrm_gym.files import write_bytes_atomic, write_dir_atomic, write_json_atomic, write_jsonl_atomic
 from agentrm_gym.rl.alarm import HackingAlarm
 from agentrm_gym.rl.rewards import RewardSpec, RunningMoments, group_advantages, returns_to_go
+from agentrm_gym.train.config import config_field as _f
 from agentrm_gym.trajectory import AgentState
 
 CHECKPOINT = "ckpt.pt"
 HISTORY = "history.jsonl"
-
-
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - CleanRL-style field help
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass

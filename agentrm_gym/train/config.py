@@ -27,10 +27,15 @@ ALL_TASKS = suite_tasks()
 HELD_IN = suite_tasks(held_in=True)
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - CleanRL-style field help
+def config_field(default: Any, help: str) -> Any:  # noqa: A002 - CleanRL-style field help
+    """A dataclass field with its help text (``metadata["help"]``, what the CLI prints); lists and dicts are
+    copied per instance."""
     if isinstance(default, list | dict):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+_f = config_field
 
 
 @dataclass
