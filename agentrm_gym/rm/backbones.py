@@ -38,9 +38,9 @@ def training_threads() -> Iterator[None]:
     With more threads, the CPU kernels split the weight gradients' reductions by thread, so the trained
     weights' float rounding (and everything sampled from the model after) depended on the ``threads``
     setting: the SFT policy of one seed differed between 1 and 2 threads. On one thread a seed trains the
-    same weights whatever ``threads`` and ``workers`` are; for the small models trained here it costs no
-    time (measured: the same seconds for 150 SFT steps of the demo's policy on 1 and 2 threads).
-    Inference keeps its threads: its kernels do not split a reduction by thread.
+    same weights whatever ``threads`` and ``workers`` are. The price is the second core during training:
+    on an idle 2-core machine the demo's SFT stage took 169 s against 99 s with 2 threads (on a loaded
+    machine the two were equal). Inference keeps its threads: its kernels do not split a reduction by thread.
     """
     torch = require_torch()
     before = torch.get_num_threads()
