@@ -55,23 +55,23 @@ class OracleHookScorer:
     is the score (0.0 where the hook has no value). An oracle, like :class:`ProgressScorer`.
 
     Args:
-        task: the task's name or id; the env is made on the first call, on the train split (a state's
-            ``task_id`` selects the task whatever the split).
+        task: the task's name or id; envs are made on first use, one per split that a state's ``task_id``
+            belongs to (the test split's, else the train split's).
     """
 
     def __init__(self, task: str):
         self.task = task
         self._envs: dict[str, Any] = {}
+        self._test_ids: frozenset[str] = frozenset()
 
     def _env(self, task_id: str) -> Any:
+        """The env of the split that holds ``task_id`` (the test split's ids are listed once)."""
         from agentrm_gym.registry import make
 
-        split = "test"
-        if split not in self._envs:
-            self._envs[split] = make(self.task, split=split, disable_env_checker=True)
-        base = unwrap_text_env(self._envs[split])
-        known = task_id in base.task_ids("test")
-        split = "test" if known else "train"
+        if "test" not in self._envs:
+            self._envs["test"] = make(self.task, split="test", disable_env_checker=True)
+            self._test_ids = frozenset(unwrap_text_env(self._envs["test"]).task_ids("test"))
+        split = "test" if task_id in self._test_ids else "train"
         if split not in self._envs:
             self._envs[split] = make(self.task, split=split, disable_env_checker=True)
         return self._envs[split]
