@@ -77,7 +77,7 @@ def test_fit_baselines_on_the_rm_pairs_and_load_them(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     noise = rng.normal(size=(len(records), 8))  # an encoder that knows nothing
     fitted = fit_baselines(records, texts, noise, PooledConfig(cv="task", alphas=[0.1, 1.0]), fmt)
-    assert set(fitted) == set(BASELINES)
+    assert set(fitted) == set(BASELINES) - {"ridge"}  # "ridge" is the explicit RM's own head: nothing to fit
     assert fitted["heuristic"]["alpha"] is None and "weights" not in fitted["heuristic"]
     # the statistics see the repeats; noise does not transfer to the task left out
     assert fitted["stats-only"]["metrics"]["task_pairwise_accuracy"] > 0.8
@@ -92,6 +92,8 @@ def test_fit_baselines_on_the_rm_pairs_and_load_them(tmp_path: Path) -> None:
     want = np.stack([text_stats(t, fmt.obs_chars) for t in fmt_texts]) @ np.asarray(fitted["stats-only"]["weights"])
     assert stats.score(states) == pytest.approx(want + fitted["stats-only"]["bias"])
     assert isinstance(load_baseline("heuristic", tmp_path), FewerRepeatsRewardModel)
+    with pytest.raises(RMLoadError, match="'ridge' needs the pooled RM"):
+        load_baseline("ridge", tmp_path)
     with pytest.raises(RMLoadError, match="pooled RM"):
         load_baseline("encoder-only", tmp_path)  # no encoder to reuse
     with pytest.raises(RMLoadError, match="no 'stats-only' baseline"):
@@ -171,7 +173,18 @@ def test_pooled_rm_saves_its_baselines(tmp_path: Path) -> None:
                   PooledConfig(backbone="minilm", max_length=64, stats=False, cv="task", alphas=[0.1, 1.0])]
     rm = train_pooled_rm(records, candidates, out_dir=tmp_path / "rm")
     metrics = rm.card()["metrics"]
-    assert set(metrics["baselines"]) == set(BASELINES)
+    assert set(metrics["baselines"]) == set(BASELINES) - {"ridge"}
+    # the selector was chosen against the heuristic on the CV folds, and the RM comes back with it
+    assert metrics["selector"]["chosen"] in ("ridge", "heuristic-ties")
+    assert rm.card()["selector"] == metrics["selector"]["chosen"]
+    from agentrm_gym.rm import load_reward_model
+
+    states = [r["state"] for r in records[:6]]
+    again = load_reward_model(tmp_path / "rm")
+    assert again.tie_break == rm.tie_break
+    assert again.score(states) == pytest.approx(rm.score(states))
+    ridge = load_baseline("ridge", tmp_path / "rm", rm)
+    assert ridge.tie_break is None and ridge.encoder is rm.encoder
     # encoder-only is the chosen encoder's embedding alone: the same figures as the candidate without stats
     assert metrics["baselines"]["encoder-only"]["task_pairwise_accuracy"] == pytest.approx(
         metrics["candidates"]["minilm"]["task_pairwise_accuracy"])

@@ -7,7 +7,9 @@ and beside the simplest selector, on the very same candidates:
 * ``heuristic`` - "fewer repeated actions" (:class:`agentrm_gym.rm.heuristic.FewerRepeatsRewardModel`):
   nothing learned;
 * ``stats-only`` - :class:`StatsRewardModel`, the ridge on the four statistics alone;
-* ``encoder-only`` - the chosen encoder's embedding alone under a ridge head.
+* ``encoder-only`` - the chosen encoder's embedding alone under a ridge head;
+* ``ridge`` - the pooled RM's own value, when its selector ranks by the heuristic first
+  (:mod:`agentrm_gym.rm.selector`): what the learned value does without the heuristic.
 
 :func:`fit_baselines` fits the last two exactly as :func:`agentrm_gym.rm.pooled.train_pooled_rm` fits its
 candidates (group-centred targets, the same folds and alphas, leave-one-task-out CV on held-in train pairs)
@@ -43,8 +45,9 @@ from agentrm_gym.rm.pooled import (
 #: The baseline heads beside a pooled RM (:func:`train_pooled_rm` writes them; :func:`load_baseline` reads them).
 BASELINES_NAME = "baselines.json"
 #: What a learned RM is read against (Table 1's ``bon:N (<name>)`` rows with ``eval_rms``): the "fewer
-#: repeated actions" heuristic, the ridge on the four statistics alone, the chosen encoder alone.
-BASELINES = ("heuristic", "stats-only", "encoder-only")
+#: repeated actions" heuristic, the ridge on the four statistics alone, the chosen encoder alone, and the
+#: RM's value alone (``ridge``: the same head, nothing fitted; :func:`fit_baselines` fits the others).
+BASELINES = ("heuristic", "stats-only", "encoder-only", "ridge")
 
 
 class StatsRewardModel(RewardModel):
@@ -126,6 +129,13 @@ def load_baseline(name: str, rm_dir: str | Path, explicit: Any = None) -> Any:
 
     if name == "heuristic":
         return FewerRepeatsRewardModel()
+    if name == "ridge":
+        if not isinstance(explicit, PooledValueRewardModel):
+            raise RMLoadError(f"baseline 'ridge' needs the pooled RM of {rm_dir}")
+        return PooledValueRewardModel(explicit.encoder, explicit.tokenizer, explicit.weights, explicit.bias,
+                                      explicit.fmt, explicit.max_length, explicit.batch_size,
+                                      backbone=explicit.backbone, meta={"baseline": "ridge"},
+                                      stats=explicit.use_stats)
     path = Path(rm_dir) / BASELINES_NAME
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))[name]

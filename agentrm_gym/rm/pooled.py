@@ -60,14 +60,8 @@ STAT_NAMES = ("steps_over_20", "distinct_actions", "distinct_observations", "las
 _STEP_LINE = re.compile(r"^(\d+)\. (.*?)(?: -> (.*))?$")
 
 
-def text_stats(text: str, snippet: int = 50) -> np.ndarray:
-    """Four task-agnostic statistics of an RM text's history (:data:`STAT_NAMES`).
-
-    Reads both text styles: the compact one (``Steps taken: N.`` then ``i. action -> observation``) and
-    the full one (``Action:`` / ``Observation:`` lines). Observations are compared on their first
-    ``snippet`` characters (what the compact text shows of every step but the last). A history with no
-    step gives zeros.
-    """
+def _history(text: str, snippet: int) -> tuple[int | None, list[str], list[str]]:
+    """``(steps taken, actions, observation snippets)`` of an RM text's history, case folded."""
     _, history = split_rm_text(text)
     actions: list[str] = []
     observations: list[str] = []
@@ -85,6 +79,25 @@ def text_stats(text: str, snippet: int = 50) -> np.ndarray:
             observations.append((match.group(3) or "").strip().lower()[:snippet])
     if len(observations) > len(actions):  # the full style's first observation precedes any action
         observations = observations[len(observations) - len(actions):]
+    return steps, actions, observations
+
+
+def text_repeats(text: str) -> int:
+    """How many actions of an RM text's history repeat an earlier one (whitespace folded): the "fewer repeated
+    actions" count read off the text (the compact style clips an action at 80 characters)."""
+    actions = [" ".join(a.split()) for a in _history(text, 50)[1]]
+    return len(actions) - len(set(actions))
+
+
+def text_stats(text: str, snippet: int = 50) -> np.ndarray:
+    """Four task-agnostic statistics of an RM text's history (:data:`STAT_NAMES`).
+
+    Reads both text styles: the compact one (``Steps taken: N.`` then ``i. action -> observation``) and
+    the full one (``Action:`` / ``Observation:`` lines). Observations are compared on their first
+    ``snippet`` characters (what the compact text shows of every step but the last). A history with no
+    step gives zeros.
+    """
+    steps, actions, observations = _history(text, snippet)
     n = len(actions)
     if n == 0:
         return np.zeros(len(STAT_NAMES))
@@ -106,6 +119,8 @@ class PooledConfig:
         target: ``"centred"`` (value minus its group's mean) or ``"raw"``.
         batch_size: texts per encoder forward pass.
         seed: fold assignment.
+        selector: ``auto`` (chosen by cross-validation against the heuristic), ``ridge`` or ``heuristic-ties``
+            (:mod:`agentrm_gym.rm.selector`).
     """
 
     backbone: str = "minilm"
@@ -117,6 +132,7 @@ class PooledConfig:
     target: str = "centred"
     batch_size: int = 32
     seed: int = 0
+    selector: str = "auto"
 
 
 class PooledValueRewardModel(RewardModel):
@@ -129,13 +145,16 @@ class PooledValueRewardModel(RewardModel):
         stats: whether :func:`text_stats` follow the embedding (``weights`` then has 4 more entries).
         fmt: the RM text format.
         max_length: encoder tokens.
+        tie_break: ``{"center", "scale"}`` to rank by the heuristic first and by the value within its ties
+            (:func:`agentrm_gym.rm.selector.heuristic_ties`); ``None``: the value itself.
     """
 
     kind = "pooled_value"
 
     def __init__(self, encoder: Any, tokenizer: Any, weights: Sequence[float] | np.ndarray, bias: float = 0.0,
                  fmt: RMFormat | None = None, max_length: int = 384, batch_size: int = 32, backbone: str = "",
-                 meta: dict[str, Any] | None = None, cache_size: int = 100_000, stats: bool = False):
+                 meta: dict[str, Any] | None = None, cache_size: int = 100_000, stats: bool = False,
+                 tie_break: dict[str, float] | None = None):
         super().__init__(fmt=fmt or RMFormat(style="compact"), batch_size=batch_size, cache_size=cache_size)
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
@@ -145,6 +164,7 @@ class PooledValueRewardModel(RewardModel):
         self.backbone = backbone
         self.meta = dict(meta or {})
         self.use_stats = bool(stats)
+        self.tie_break = dict(tie_break) if tie_break else None
 
     def features(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """What the head reads: the embeddings, followed by :func:`text_stats` when ``stats`` is on."""
@@ -182,11 +202,18 @@ class PooledValueRewardModel(RewardModel):
 
     def _score_texts(self, texts: list[str]) -> np.ndarray:
         self.stats.forward_calls += 1
-        return self.features(texts) @ self.weights + self.bias
+        values = self.features(texts) @ self.weights + self.bias
+        if self.tie_break is None:
+            return values
+        from agentrm_gym.rm.selector import heuristic_ties
+
+        return heuristic_ties(values, np.array([text_repeats(t) for t in texts]), self.tie_break["center"],
+                              self.tie_break["scale"])
 
     def card(self) -> dict[str, Any]:
         return {**super().card(), "backbone": self.backbone, "max_length": self.max_length,
-                "stats": list(STAT_NAMES) if self.use_stats else [], **self.meta}
+                "stats": list(STAT_NAMES) if self.use_stats else [],
+                "selector": "heuristic-ties" if self.tie_break else "ridge", **self.meta}
 
     def save(self, path: str | Path) -> Path:
         """The encoder and tokenizer under ``path/encoder``, the head as JSON, and the card."""
@@ -196,7 +223,8 @@ class PooledValueRewardModel(RewardModel):
         (path / "encoder").mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(path / "encoder")
         self.tokenizer.save_pretrained(path / "encoder")
-        write_json_atomic(path / HEAD_NAME, {"weights": self.weights.tolist(), "bias": self.bias})
+        write_json_atomic(path / HEAD_NAME, {"weights": self.weights.tolist(), "bias": self.bias,
+                                             **({"tie_break": self.tie_break} if self.tie_break else {})})
         write_card(path, self.card())
         return path
 
@@ -215,6 +243,9 @@ class PooledValueRewardModel(RewardModel):
             head = json.loads(head_path.read_text(encoding="utf-8"))
             weights = np.asarray(head["weights"], dtype=np.float64)
             bias = float(head["bias"])
+            tie_break = head.get("tie_break")
+            if tie_break is not None:
+                tie_break = {"center": float(tie_break["center"]), "scale": float(tie_break["scale"])}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RMLoadError(f"{head_path}: missing or corrupted value head ({exc}); retrain the RM") from exc
         encoder = load_hf(path / "encoder", AutoModel)
@@ -230,7 +261,7 @@ class PooledValueRewardModel(RewardModel):
         tok = load_tokenizer(path / "encoder")
         ensure_pad_token(tok, encoder)
         kwargs = {"max_length": card.get("max_length", 384), "backbone": card.get("backbone", ""), "meta": meta,
-                  "stats": bool(stats)}
+                  "stats": bool(stats), "tie_break": tie_break}
         return cls(encoder, tok, weights, bias, fmt, **{**kwargs, **overrides})
 
 
@@ -313,11 +344,12 @@ def _as_records(samples: Iterable[Any]) -> list[dict[str, Any]]:
             state = s["state"] if isinstance(s["state"], AgentState) else state_from_dict(s["state"])
             group = s.get("group", state.task_id)
             out.append({"state": state, "value": float(s["value"]), "group": str(group),
-                        "task_id": str(s.get("task_id", state.task_id)), "task": state.task})
+                        "task_id": str(s.get("task_id", state.task_id)), "task": state.task,
+                        "source": str(s.get("source", ""))})
         else:
             state, value = s[0], float(s[1])
             out.append({"state": state, "value": value, "group": str(state.task_id), "task_id": str(state.task_id),
-                        "task": state.task})
+                        "task": state.task, "source": ""})
     return out
 
 
@@ -361,17 +393,19 @@ def cross_validate_ridge(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alphas
                          groups: Sequence[Any], tasks: Sequence[str]) -> tuple[dict[float, dict[str, Any]], float]:
     """:func:`group_ranking_metrics` of a ridge head on ``x`` predicted on each held-out fold, per alpha, and the
     best alpha (the highest task-mean pairwise accuracy; ties: the smallest alpha)."""
-    cv: dict[float, dict[str, Any]] = {}
-    for alpha in alphas:
-        pred = np.zeros(len(y))
-        for k in np.unique(folds):
-            train, held = folds != k, folds == k
-            if not train.any():
-                continue
+    cv = {alpha: group_ranking_metrics(cv_predictions(x, y, folds, alpha), values, groups, tasks) for alpha in alphas}
+    return cv, max(alphas, key=lambda a: (cv[a]["task_pairwise_accuracy"] or 0.0, -a))
+
+
+def cv_predictions(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -> np.ndarray:
+    """Every row's ridge prediction by the head fitted on the other folds (zero where a fold is everything)."""
+    pred = np.zeros(len(y))
+    for k in np.unique(folds):
+        train, held = folds != k, folds == k
+        if train.any():
             w, b = fit_ridge(x[train], y[train], alpha)
             pred[held] = x[held] @ w + b
-        cv[alpha] = group_ranking_metrics(pred, values, groups, tasks)
-    return cv, max(alphas, key=lambda a: (cv[a]["task_pairwise_accuracy"] or 0.0, -a))
+    return pred
 
 
 def candidate_name(cfg: PooledConfig) -> str:
@@ -442,12 +476,20 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
                 if m["task_pairwise_accuracy"] is not None:
                     writer.add_scalar(tag, m["task_pairwise_accuracy"], int(round(alpha * 1000)))
     rm.weights, rm.bias = fit_ridge(chosen["x"], chosen["y"], best)
-    rm.clear_cache()
     values = np.array([r["value"] for r in records])
     groups = [r["group"] for r in records]
+    from agentrm_gym.rm.selector import choose_selector
+
+    selector = choose_selector(cv_predictions(chosen["x"], chosen["y"], chosen["folds"], best),
+                               np.array([text_repeats(t) for t in texts]), values, groups,
+                               [r["source"] for r in records], cfg.selector, cfg.seed)
+    rm.tie_break = ({"center": selector["center"], "scale": selector["scale"]}
+                    if selector["chosen"] == "heuristic-ties" else None)
+    rm.clear_cache()
     rm.meta = {
         "objective": f"ridge on {cfg.target} values (mean-pooled frozen encoder"
-                     f"{' + trajectory statistics' if cfg.stats else ''})",
+                     f"{' + trajectory statistics' if cfg.stats else ''}), ranked by "
+                     + ("the heuristic first, the value within its ties" if rm.tie_break else "the value"),
         "training": {"samples": len(records), "groups": len(set(groups)),
                      "task_ids": len({(r["task"], r["task_id"]) for r in records}),
                      "tasks": sorted({r["task"] for r in records}), "value_mean": float(values.mean()),
@@ -456,6 +498,7 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
                     "cv_by_alpha": {str(a): cv[a]["task_pairwise_accuracy"] for a in cfg.alphas},
                     **({"candidates": table, "chosen": candidate_name(cfg)} if len(configs) > 1 else {}),
                     "baselines": {name: baseline_summary(b) for name, b in baselines.items()},
+                    "selector": selector,
                     "train_seconds": round(time.time() - started, 1)},
         "train_config": dataclasses.asdict(cfg),
     }

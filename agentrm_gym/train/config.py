@@ -105,6 +105,9 @@ class PipelineConfig:
                                 "pooled RM: ridge strengths tried by the CV")
     rm_cv: str = _f("task", "pooled RM: CV folds for alpha: task (leave-one-task-out: chosen for transfer to a task "
                             "never seen) or task_id")
+    rm_selector: str = _f("auto", "pooled RM: rank by its value (ridge), by the heuristic with the value breaking "
+                                  "its ties (heuristic-ties), or auto: the one whose pick beats the heuristic's by "
+                                  "the higher lower CI bound in the rm_cv cross-validation (agentrm_gym.rm.selector)")
     rm_epochs: int = _f(3, "RM training epochs")
     rm_batch_size: int = _f(16, "RM batch size")
     rm_max_length: int = _f(256, "RM input tokens (header kept, history cut from the left)")
@@ -116,7 +119,8 @@ class PipelineConfig:
     rm_eval_episodes: int = _f(4, "held-out episodes per task for RM quality (pairwise / Best-of-N acc.; 0: off)")
     eval_rms: list[str] = _f([], "extra RMs that re-score the Best-of-N candidates: implicit, judge, and the "
                                  "baselines heuristic (fewer repeated actions), stats-only (ridge on the four "
-                                 "statistics), encoder-only (the chosen encoder without them)")
+                                 "statistics), encoder-only (the chosen encoder without them), ridge (the explicit "
+                                 "RM ranking by its value alone)")
     implicit_steps: int = _f(200, "AdamW steps of the implicit RM (fit on the sampled groups' outcomes)")
     beam_episodes: int = _f(0, "test episodes per task for beam search (0: eval_episodes); beam is the costliest")
     bootstrap: int = _f(2000, "bootstrap resamples of the paired-difference 95% CIs")
@@ -196,7 +200,7 @@ def field_help() -> dict[str, str]:
 #: The pooled RM's encoders the demo and full presets choose from (by leave-one-task-out CV on held-in data).
 RM_CANDIDATES = ["policy+stats", "policy", "minilm+stats", "minilm"]
 #: The baselines the demo and full presets read the explicit RM against (``eval_rms``; agentrm_gym.rm.baselines).
-BASELINE_RMS = ["heuristic", "stats-only", "encoder-only"]
+BASELINE_RMS = ["heuristic", "stats-only", "encoder-only", "ridge"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {

@@ -187,7 +187,7 @@ def rm_identity(rm: Any) -> str:
     weights = getattr(rm, "weights", None)
     head = [] if weights is None else [float(x) for x in np.asarray(weights).ravel()]
     blob = json.dumps([getattr(rm, "kind", ""), getattr(rm, "backbone", ""), head, getattr(rm, "bias", None),
-                       getattr(rm, "scale", None)])
+                       getattr(rm, "scale", None), getattr(rm, "tie_break", None)])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -70,7 +70,8 @@ def pooled_candidates(cfg: PipelineConfig, root: str | Path) -> list[Any]:
             raise ValueError(f"bad rm_candidates entry {entry!r}: use BACKBONE or BACKBONE+stats "
                              "(BACKBONE: minilm, policy or a model directory)")
         out.append(PooledConfig(backbone=rm_backbone(cfg, root, name), max_length=cfg.rm_max_length,
-                                stats=bool(plus), alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed))
+                                stats=bool(plus), alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed,
+                                selector=cfg.rm_selector))
     return out
 
 

@@ -218,7 +218,8 @@ def render_markdown(results: Mapping[str, Any], tasks: Sequence[str], held_in: S
 #: How the baselines of the CV table are described.
 BASELINE_NOTES = {"heuristic": "fewer repeated actions (nothing fitted: its ranking of every pair)",
                   "stats-only": "ridge on the four trajectory statistics alone",
-                  "encoder-only": "ridge on the chosen encoder's embedding alone"}
+                  "encoder-only": "ridge on the chosen encoder's embedding alone",
+                  "ridge": "the explicit RM's value alone (no heuristic first)"}
 
 
 def format_baseline_gains(gain_table: Mapping[str, Mapping[str, Any]]) -> list[str]:
