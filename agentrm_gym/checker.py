@@ -106,14 +106,14 @@ def _with_env(spec: TaskSpec, check: Callable[[gym.Env], None], **kwargs: Any) -
         env.close()
 
 
-def check_gym_api(spec: TaskSpec) -> None:
+def check_gym_api(spec: TaskSpec, **env_kwargs: Any) -> None:
     """Gymnasium's own ``check_env`` on the unwrapped env (spaces, seeding, reset/step signatures)."""
     from gymnasium.utils.env_checker import check_env
 
-    _with_env(spec, lambda env: check_env(env.unwrapped, skip_render_check=True))
+    _with_env(spec, lambda env: check_env(env.unwrapped, skip_render_check=True), **env_kwargs)
 
 
-def check_info_and_splits(spec: TaskSpec) -> None:
+def check_info_and_splits(spec: TaskSpec, **env_kwargs: Any) -> None:
     """The info keys after reset and step, splits of the declared sizes that share no id, a non-empty goal
     and observation, progress in [0, 1], and ``check valid actions`` listing the admissible actions."""
     def check(env: gym.Env) -> None:
@@ -139,12 +139,12 @@ def check_info_and_splits(spec: TaskSpec) -> None:
             _ensure(not missing, f"{spec.name}: {CHECK_VALID_ACTIONS!r} does not list {missing}")
         _ensure(INFO_KEYS <= set(info), f"{spec.name}: step's info lacks {sorted(INFO_KEYS - set(info))}")
 
-    _with_env(spec, check)
+    _with_env(spec, check, **env_kwargs)
 
 
-def check_seeded_determinism(spec: TaskSpec) -> None:
+def check_seeded_determinism(spec: TaskSpec, **env_kwargs: Any) -> None:
     """Two envs, one task id and seed: the same rollout; a seeded reset picks the same task id."""
-    a, b = make_env(spec), make_env(spec)
+    a, b = make_env(spec, **env_kwargs), make_env(spec, **env_kwargs)
     try:
         task_id = a.unwrapped.task_ids("test")[min(1, spec.test_size - 1)]
         _ensure(rollout(a, task_id, 7, 8) == rollout(b, task_id, 7, 8),
@@ -157,7 +157,7 @@ def check_seeded_determinism(spec: TaskSpec) -> None:
         b.close()
 
 
-def check_snapshot_restore(spec: TaskSpec) -> None:
+def check_snapshot_restore(spec: TaskSpec, **env_kwargs: Any) -> None:
     """A pickled snapshot, restored after four steps, replays them to the same observations and infos."""
     def check(env: gym.Env) -> None:
         rng, info = two_steps_in(env)
@@ -174,10 +174,10 @@ def check_snapshot_restore(spec: TaskSpec) -> None:
         second = [env.step(a) for a in actions]
         _ensure(first == [tuple(s) for s in second], f"{spec.name}: the restored env answered {actions} differently")
 
-    _with_env(spec, check)
+    _with_env(spec, check, **env_kwargs)
 
 
-def check_copies(spec: TaskSpec, how: str = "pickle") -> None:
+def check_copies(spec: TaskSpec, how: str = "pickle", **env_kwargs: Any) -> None:
     """``pickle`` (``how="pickle"``) or ``deepcopy`` of a stepped env: another env, in the same state."""
     def check(env: gym.Env) -> None:
         _, info = two_steps_in(env)
@@ -197,10 +197,10 @@ def check_copies(spec: TaskSpec, how: str = "pickle") -> None:
         finally:
             clone.close()
 
-    _with_env(spec, check, disable_env_checker=True)
+    _with_env(spec, check, **{"disable_env_checker": True, **env_kwargs})
 
 
-def check_garbage_actions(spec: TaskSpec, n: int = 200) -> None:
+def check_garbage_actions(spec: TaskSpec, n: int = 200, **env_kwargs: Any) -> None:
     """``n`` malformed actions: none raises, each is invalid, none earns reward or progress."""
     def check(env: gym.Env) -> None:
         obs, info = env.reset(seed=2)
@@ -214,10 +214,10 @@ def check_garbage_actions(spec: TaskSpec, n: int = 200) -> None:
             if trunc:
                 obs, info = env.reset(seed=2)
 
-    _with_env(spec, check, disable_env_checker=True)
+    _with_env(spec, check, **{"disable_env_checker": True, **env_kwargs})
 
 
-def check_progress(spec: TaskSpec, tasks: int = 3) -> None:
+def check_progress(spec: TaskSpec, tasks: int = 3, **env_kwargs: Any) -> None:
     """On the first ``tasks`` test ids: progress in [0, 1], never falling, rewards summing to its increase."""
     def check(env: gym.Env) -> None:
         for seed, task_id in enumerate(env.unwrapped.task_ids("test")[:tasks]):
@@ -232,7 +232,7 @@ def check_progress(spec: TaskSpec, tasks: int = 3) -> None:
             _ensure(bool(np.isclose(total, end - start)),
                     f"{spec.name}/{task_id}: rewards sum to {total}, progress rose by {end - start}")
 
-    _with_env(spec, check)
+    _with_env(spec, check, **env_kwargs)
 
 
 def run_oracle(env: gym.Env, task_id: str) -> tuple[bool, float]:
@@ -247,10 +247,10 @@ def run_oracle(env: gym.Env, task_id: str) -> tuple[bool, float]:
     return bool(info["success"]), float(info["progress"])
 
 
-def check_oracle(spec: TaskSpec, episodes: int | None = None) -> float:
+def check_oracle(spec: TaskSpec, episodes: int | None = None, **env_kwargs: Any) -> float:
     """The oracle on the first ``episodes`` test ids (all by default) succeeds at least as often as the
     row's ``oracle_min_success``, with progress 1.0 wherever it succeeds; returns its success rate."""
-    env = make_env(spec)
+    env = make_env(spec, **env_kwargs)
     try:
         ids = env.unwrapped.task_ids("test")[:episodes]
         results = [run_oracle(env, t) for t in ids]
@@ -263,25 +263,27 @@ def check_oracle(spec: TaskSpec, episodes: int | None = None) -> float:
     return success
 
 
-CHECKS: dict[str, Callable[[TaskSpec], Any]] = {
+#: The checks by name; each takes the spec and the env kwargs (``check(spec, **env_kwargs)``).
+CHECKS: dict[str, Callable[..., Any]] = {
     "gym-api": check_gym_api,
     "info-and-splits": check_info_and_splits,
     "seeded-determinism": check_seeded_determinism,
     "snapshot-restore": check_snapshot_restore,
-    "pickle-copy": lambda spec: check_copies(spec, "pickle"),
-    "deepcopy": lambda spec: check_copies(spec, "deepcopy"),
+    "pickle-copy": lambda spec, **kw: check_copies(spec, "pickle", **kw),
+    "deepcopy": lambda spec, **kw: check_copies(spec, "deepcopy", **kw),
     "garbage-actions": check_garbage_actions,
     "progress": check_progress,
 }
 
 
-def check_task(task: str | TaskSpec, oracle_episodes: int | None = 0) -> list[str]:
+def check_task(task: str | TaskSpec, oracle_episodes: int | None = 0, **env_kwargs: Any) -> list[str]:
     """Run every contract check on a registered task; returns the names of the checks passed.
 
     Args:
         task: a name, an id (``agentrm/Maze-v0``) or a :class:`TaskSpec` already registered.
         oracle_episodes: also run :func:`check_oracle` on that many test ids (``None``: all of them; ``0``,
             the default: skip it, it can take long on slow backends).
+        **env_kwargs: constructor kwargs of every env the checks make, e.g. ``perturbation=3`` (a variant).
 
     Raises:
         ContractError: the first broken promise, named.
@@ -291,9 +293,9 @@ def check_task(task: str | TaskSpec, oracle_episodes: int | None = 0) -> list[st
     require_extra(spec.name)
     passed = []
     for name, check in CHECKS.items():
-        check(spec)
+        check(spec, **env_kwargs)
         passed.append(name)
     if oracle_episodes is None or oracle_episodes > 0:
-        check_oracle(spec, oracle_episodes)
+        check_oracle(spec, oracle_episodes, **env_kwargs)
         passed.append("oracle")
     return passed

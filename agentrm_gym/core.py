@@ -11,7 +11,10 @@ A task subclasses :class:`TextEnv` and writes its world through a few hooks:
 * :meth:`TextEnv.expert_action` - the oracle's next command;
 * optionally :meth:`TextEnv._get_state` / :meth:`TextEnv._set_state` for fast native snapshots;
 * optionally the oracle hooks :meth:`TextEnv.oracle_value` (a value of the current state in [0, 1]) or
-  :meth:`TextEnv.distance_to_goal` (steps left), which RM evaluation turns into labelled comparisons.
+  :meth:`TextEnv.distance_to_goal` (steps left), which RM evaluation turns into labelled comparisons;
+* optionally :meth:`TextEnv.perturbation_table` - the task's renamed grammar and goal paraphrases, which
+  the ``perturbation`` kwarg (0..4) applies as a translation layer around these hooks
+  (:mod:`agentrm_gym.envs.perturb`).
 
 The base class carries what all tasks share: the info keys, the monotone progress rate with
 reward = its increase, the ``check valid actions`` meta-action, non-raising handling of any input, seeding,
@@ -167,6 +170,8 @@ class TextEnv(gym.Env[str, str]):
         render_mode: ``"ansi"`` (``render()`` returns the last observation) or ``"human"`` (prints it).
             ``"rgb_array"`` (stable-baselines3's ``make_vec_env`` default) is accepted with a warning and
             means no rendering: ``render_mode`` becomes ``None`` and ``render()`` still returns the text.
+        perturbation: 0 (the task as is) to 4: renamed action grammar (1), reworded goals (2), both (3),
+            both plus another one-shot example (4); see :mod:`agentrm_gym.envs.perturb`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
@@ -176,6 +181,12 @@ class TextEnv(gym.Env[str, str]):
     invalid_action_message: ClassVar[str] = INVALID_ACTION
     #: Commands sampled by ``action_space.sample()`` when the admissible list is unknown.
     command_vocabulary: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from agentrm_gym.envs.perturb import install_hooks
+
+        install_hooks(cls)  # the perturbation layer (a call straight through at level 0)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TextEnv:
         # Remember the constructor arguments, so that pickle/deepcopy can build an equal env (__reduce_ex__).
@@ -202,7 +213,14 @@ class TextEnv(gym.Env[str, str]):
             ) from exc
         return (_rebuild_env, (type(self), args, kwargs, state, self.spec))
 
-    def __init__(self, split: str = "train", render_mode: str | None = None):
+    def __init__(self, split: str = "train", render_mode: str | None = None, perturbation: int = 0):
+        from agentrm_gym.envs.perturb import PerturbationState, check_level
+
+        self.perturbation = check_level(perturbation)
+        if self.perturbation and type(self).perturbation_table is TextEnv.perturbation_table:
+            raise ValueError(f"{self.task_name} has no perturbation table (perturbation_table()); "
+                             "only perturbation=0 is available")
+        self._perturbation_state = PerturbationState(self.perturbation) if self.perturbation else None
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if render_mode in IMAGE_RENDER_MODES:
@@ -273,6 +291,11 @@ class TextEnv(gym.Env[str, str]):
     def distance_to_goal(self) -> float | None:
         """The oracle's number of steps from the current state to the goal (``None``: the task has none);
         RM evaluation turns it into ``1 - d / d0`` with ``d0`` the distance at reset."""
+        return None
+
+    def perturbation_table(self) -> Any:
+        """The task's :class:`~agentrm_gym.envs.perturb.Perturbation` (renamed grammar, goal paraphrases) for
+        ``perturbation >= 1``, or ``None`` where the task has none (then only level 0 exists)."""
         return None
 
     def instruction(self) -> str:
@@ -458,4 +481,4 @@ class TextEnv(gym.Env[str, str]):
             "admissible_actions": None if self._terminated else self.admissible_actions(),
             "action_valid": self._last_valid,
             "steps": self._steps,
-        }
+        } | ({"perturbation": self.perturbation} if self.perturbation else {})

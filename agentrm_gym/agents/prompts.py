@@ -52,7 +52,7 @@ PLAIN_CHAT_TEMPLATE = (
 
 Message = dict[str, str]
 
-_EXAMPLES: dict[tuple[str, int], Trajectory] = {}
+_EXAMPLES: dict[tuple[str, int, int], Trajectory] = {}
 _EXAMPLES_LOCK = threading.Lock()
 
 
@@ -90,19 +90,23 @@ def episode_messages(state: AgentState | Trajectory) -> list[Message]:
     return out
 
 
-def oracle_example(task: str, max_steps: int = 12, candidates: int = 8) -> Trajectory | None:
+def oracle_example(task: str, max_steps: int = 12, candidates: int = 8, perturbation: int = 0) -> Trajectory | None:
     """The one-shot example of ``task``: the oracle on a train task (cached in memory and on disk).
 
     The first of the first ``candidates`` train tasks that the oracle solves within ``max_steps`` is used
     (else the first one, cut at ``max_steps``). Returns ``None`` when the task's env is not available.
+    With ``perturbation`` (1..4, :mod:`agentrm_gym.envs.perturb`) the example is played in that variant, so
+    it speaks its grammar and goals; level 4 changes the example itself: the train tasks after those
+    ``candidates`` (another task, another oracle trajectory).
     """
-    key = (task, max_steps)
+    key = (task, max_steps, perturbation)
     with _EXAMPLES_LOCK:
         if key in _EXAMPLES:
             return _EXAMPLES[key]
         from agentrm_gym.files import cache_dir
 
-        path = os.path.join(cache_dir("prompts"), f"{task}-example-{max_steps}.json")
+        suffix = f"-p{perturbation}" if perturbation else ""
+        path = os.path.join(cache_dir("prompts"), f"{task}-example-{max_steps}{suffix}.json")
         if os.path.exists(path):
             try:
                 with open(path, encoding="utf-8") as f:
@@ -110,7 +114,7 @@ def oracle_example(task: str, max_steps: int = 12, candidates: int = 8) -> Traje
                 return _EXAMPLES[key]
             except (OSError, ValueError, TypeError):
                 pass  # a damaged cache file is rebuilt below
-        example = _build_oracle_example(task, max_steps, candidates)
+        example = _build_oracle_example(task, max_steps, candidates, perturbation)
         if example is None:
             return None
         write_json_atomic(path, example.to_dict(), indent=None)
@@ -118,18 +122,21 @@ def oracle_example(task: str, max_steps: int = 12, candidates: int = 8) -> Traje
         return example
 
 
-def _build_oracle_example(task: str, max_steps: int, candidates: int) -> Trajectory | None:
+def _build_oracle_example(task: str, max_steps: int, candidates: int, perturbation: int = 0) -> Trajectory | None:
     from agentrm_gym.agents.runner import oracle_trajectory
     from agentrm_gym.core import AgentRMGymError
+    from agentrm_gym.envs.perturb import changes_example
     from agentrm_gym.registry import make
 
     try:
-        env = make(task, split="train")
+        env = make(task, split="train", **({"perturbation": perturbation} if perturbation else {}))
     except (AgentRMGymError, ImportError):
         return None
     try:
         first: Trajectory | None = None
-        for task_id in env.unwrapped.task_ids("train")[:candidates]:
+        ids = env.unwrapped.task_ids("train")
+        window = ids[candidates: 2 * candidates] if changes_example(perturbation) else []
+        for task_id in window or ids[:candidates]:
             traj = oracle_trajectory(env, task_id, seed=0, max_steps=max_steps)
             if traj.success:
                 return traj
@@ -150,6 +157,8 @@ class PromptBuilder:
         count: how a rendered prompt is measured (``len`` = characters; pass a token counter for tokens).
         examples: explicit examples by task name (instead of the oracle's), e.g. for tests.
         cut_step: turns are left out in multiples of this many (``1``: as few as fit the budget).
+        perturbation: the env variant the prompts are for (``agentrm_gym.envs.perturb``, the env's
+            ``info["perturbation"]``): the example is played in it (level 4: another train task's).
     """
 
     with_example: bool = True
@@ -158,6 +167,7 @@ class PromptBuilder:
     count: Callable[[str], int] = len
     examples: dict[str, Trajectory | None] = field(default_factory=dict)
     cut_step: int = 1
+    perturbation: int = 0
 
     def __post_init__(self) -> None:
         if self.cut_step < 1:
@@ -167,7 +177,7 @@ class PromptBuilder:
         if not self.with_example:
             return None
         if task not in self.examples:
-            self.examples[task] = oracle_example(task, self.max_example_steps)
+            self.examples[task] = oracle_example(task, self.max_example_steps, perturbation=self.perturbation)
         return self.examples[task]
 
     def header(self, state: AgentState | Trajectory) -> list[Message]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
+from agentrm_gym.envs.perturb import Perturbation
 
 if TYPE_CHECKING:
     from agentrm_gym.trajectory import AgentState
@@ -43,6 +44,16 @@ MOVES = {
     "right": (0, 1, "to your right"),
 }
 ACTIONS = tuple(f"move {d}" for d in MOVES)
+#: ``perturbation >= 1``: compass moves ("move up" -> "go north"); goals name rows and columns.
+COMPASS = {"up": "north", "down": "south", "left": "west", "right": "east"}
+PERTURBATION = Perturbation(
+    [(f"move {d}", f"go {c}") for d, c in COMPASS.items()],
+    observation_phrases=[(rf"\bmove {d}\b", f"go {c}") for d, c in COMPASS.items()],
+    instruction_phrases=[*((rf"\bmove {d}\b", f"go {c}") for d, c in COMPASS.items()),
+                         (r"moving up decreases the row, moving right increases the column",
+                          "going north decreases the row, going east increases the column")],
+    goal_rules=[(r"^Reach the goal at position (\d+), (\d+)\.$", r"Get to the target cell in row \1, column \2.")],
+)
 
 Cell = tuple[int, int]
 
@@ -126,7 +137,9 @@ class MazeEnv(TextEnv):
     ``max_episode_steps`` (50).
 
     ## Arguments
-    ``split`` ("train" or "test"), ``num_train`` (number of generated train tasks), ``max_size``.
+    ``split`` ("train" or "test"), ``num_train`` (number of generated train tasks), ``max_size``,
+    ``perturbation`` (0..4: ``move up`` becomes ``go north`` etc., reworded goals; see
+    :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version.
@@ -136,8 +149,8 @@ class MazeEnv(TextEnv):
     command_vocabulary = ACTIONS
 
     def __init__(self, split: str = "train", render_mode: str | None = None, num_train: int = 2000,
-                 max_size: int = 13):
-        super().__init__(split=split, render_mode=render_mode)
+                 max_size: int = 13, perturbation: int = 0):
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         if num_train < 1:
             raise ValueError(f"num_train must be >= 1, got {num_train}")
         if max_size < 7:
@@ -253,6 +266,9 @@ class MazeEnv(TextEnv):
     def distance_to_goal(self) -> int:
         """BFS distance from the agent to the goal (an oracle value, used by tests and RM evaluation)."""
         return self._dist.get(self.pos, self._start_dist)
+
+    def perturbation_table(self) -> Perturbation:
+        return PERTURBATION
 
     def _get_state(self) -> Any:
         return self.pos

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
+from agentrm_gym.envs.perturb import Perturbation
 from agentrm_gym.registry import require_extra
 
 INVALID = "Nothing happens."
@@ -17,6 +18,29 @@ _GAME_DIR = re.compile(r"(?P<type>[a-z_]+)-(?P<obj>[A-Za-z]+)-(?P<mrecep>[A-Za-z
 
 
 _PUT = re.compile(r"^put (.+?) (?:in|on|in/on|into|onto) (.+)$")
+#: ``perturbation >= 1``: AgentRM's robustness renames ("go to" -> "move to", "take X from Y" -> "from Y take
+#: X") and more; the classic ``put X in/on Y`` alias is refused with the rest of the old grammar.
+PERTURBATION = Perturbation(
+    [("go to {recep}", "move to {recep}"), ("take {obj} from {recep}", "from {recep} take {obj}"),
+     ("move {obj} to {recep}", "place {obj} in/on {recep}"), ("open {recep}", "pull open {recep}"),
+     ("close {recep}", "push shut {recep}"), ("clean {obj} with {recep}", "wash {obj} using {recep}"),
+     ("heat {obj} with {recep}", "warm {obj} using {recep}"), ("cool {obj} with {recep}", "chill {obj} using {recep}"),
+     ("slice {obj} with {tool}", "cut {obj} using {tool}"), ("use {obj}", "switch on {obj}"),
+     ("examine {thing}", "inspect {thing}"), ("inventory", "check inventory")],
+    retired=[f"put {{obj}} {prep} {{recep}}" for prep in ("in", "on", "in/on", "into", "onto")],
+    observation_phrases=[(r"(?m)^(  )(?P<command>[a-z][^:\n]*?):(?= )", "")],  # the lines of "help"
+    instruction_phrases=[(r"(?m)^(\d+\. )(?P<command>.+)$", "")],
+    goal_rules=[
+        (r"^put (a|some) (clean|hot|cool) (\S+) (in|on) (\S+?)\.?$", r"get \1 \3, make it \2, and leave it \4 the \5."),
+        (r"^put (a|some) (\S+) (in|on) (\S+?)\.?$", r"place \1 \2 \3 the \4."),
+        (r"^(clean|heat|cool) some (\S+) and put it in (\S+?)\.?$", r"\1 a \2, then leave it in the \3."),
+        (r"^put two (\S+) (in|on) (\S+?)\.?$", r"place a pair of \1 \2 the \3."),
+        (r"^find two (\S+) and put them (in|on) (\S+?)\.?$", r"locate a pair of \1 and place both \2 the \3."),
+        (r"^look at (\S+) under the (\S+?)\.?$", r"examine the \1 in the light of the \2."),
+        (r"^examine the (\S+) with the (\S+?)\.?$", r"look at the \1 by the light of the \2."),
+    ],
+    goal_frame="Your household task: {goal}",
+)
 
 
 def _normalize(command: str) -> str:
@@ -74,7 +98,9 @@ class ALFWorldEnv(TextEnv):
 
     ## Arguments
     ``split`` ("train" or "test"), ``data_path`` (official games instead of generated ones),
-    ``num_train`` (generated train games, default ALFWorld's 3553).
+    ``num_train`` (generated train games, default ALFWorld's 3553), ``perturbation`` (0..4: AgentRM's renamed
+    grammar, e.g. ``move to {recep}``, ``from {recep} take {obj}``, and reworded goals; see
+    :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version.
@@ -85,9 +111,9 @@ class ALFWorldEnv(TextEnv):
     command_vocabulary = ("look", "inventory", "go to countertop 1", "open fridge 1", "take mug 1 from countertop 1")
 
     def __init__(self, split: str = "train", render_mode: str | None = None, data_path: str | Path | None = None,
-                 num_train: int | None = None):
+                 num_train: int | None = None, perturbation: int = 0):
         require_extra("ALFWorld")
-        super().__init__(split=split, render_mode=render_mode)
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         from agentrm_gym.envs.alfworld.scenes import NUM_TRAIN
 
         self.num_train = NUM_TRAIN if num_train is None else int(num_train)
@@ -221,6 +247,9 @@ class ALFWorldEnv(TextEnv):
         info = super()._info()
         info["task_type"] = self._task_type
         return info
+
+    def perturbation_table(self) -> Perturbation:
+        return PERTURBATION
 
     # -------------------------------------------------------------- snapshots
     def _get_state(self) -> Any:

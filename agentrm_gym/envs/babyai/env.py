@@ -31,6 +31,24 @@ from agentrm_gym.envs.babyai.macros import NOT_RECOGNIZED, BabyAIMacros
 from agentrm_gym.envs.babyai.oracle import BabyAIOracle
 from agentrm_gym.envs.babyai.text import BabyAIText, Pose
 from agentrm_gym.envs.babyai.verifier import fix_strict_sequences, leaf_instrs, relink_instrs
+from agentrm_gym.envs.perturb import Perturbation, word_renames
+
+#: ``perturbation >= 1``: every macro and primitive renamed; the words of the failure messages with them.
+_VERBS = {"toggle and go through": "open and pass through", "go through": "pass through", "go to": "walk to",
+          "pickup": "grab", "pick up": "grab", "turn left": "rotate left", "turn right": "rotate right",
+          "move forward": "step forward", "toggle": "switch", "drop": "release"}
+PERTURBATION = Perturbation(
+    [("toggle and go through {door}", "open and pass through {door}"), ("go through {door}", "pass through {door}"),
+     ("go to {obj}", "walk to {obj}"), ("pickup {obj}", "grab {obj}"), ("pickup", "grab"),
+     ("turn left", "rotate left"), ("turn right", "rotate right"), ("move forward", "step forward"),
+     ("toggle", "switch"), ("drop", "release")],
+    retired=["pick up {obj}", "pick up"],
+    observation_phrases=word_renames(_VERBS), instruction_phrases=word_renames(_VERBS),
+    goal_rules=[(r"\bgo to\b", "make your way to"), (r"\bpick up\b", "collect"),
+                (r"\bput (.+?) next to\b", r"place \1 beside"), (r"\bopen (the|a) ((?:\w+ )?door)\b", r"get \1 \2 open"),
+                (r", then ", ", and after that "), (r" after you ", ", but only after you ")],
+    goal_frame="Your mission: {goal}",
+)
 
 
 class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
@@ -68,7 +86,9 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
     (or failure, e.g. opening the wrong door in a strict level); truncated by ``max_episode_steps`` (30).
 
     ## Arguments
-    ``split`` ("train" or "test"), ``num_train_seeds`` (train seeds per level, default 40).
+    ``split`` ("train" or "test"), ``num_train_seeds`` (train seeds per level, default 40), ``perturbation``
+    (0..4: renamed macros, e.g. ``walk to <obj>``, ``grab <obj>``, and reworded missions; see
+    :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version (minigrid 3.2 levels; GoToObjS6 is minigrid's ``-v1``). Strict "open X after you
@@ -80,8 +100,9 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
     invalid_action_message = NOT_RECOGNIZED
     command_vocabulary = ("turn left", "turn right", "move forward", "toggle", "drop")
 
-    def __init__(self, split: str = "train", render_mode: str | None = None, num_train_seeds: int = 40):
-        super().__init__(split=split, render_mode=render_mode)
+    def __init__(self, split: str = "train", render_mode: str | None = None, num_train_seeds: int = 40,
+                 perturbation: int = 0):
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         if num_train_seeds < 1:
             raise ValueError(f"num_train_seeds must be >= 1, got {num_train_seeds}")
         self.num_train_seeds = num_train_seeds
@@ -224,6 +245,9 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
 
     def _success(self) -> bool:
         return self._won
+
+    def perturbation_table(self) -> Perturbation:
+        return PERTURBATION
 
     # -------------------------------------------------------------- snapshots
     def _get_state(self) -> Any:

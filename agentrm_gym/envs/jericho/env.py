@@ -24,6 +24,7 @@ from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
 from agentrm_gym.envs.jericho import games
+from agentrm_gym.envs.perturb import Perturbation
 
 NOT_A_VERB = "That's not a verb I recognise."
 MAX_COMMAND_LENGTH = 200
@@ -50,6 +51,27 @@ _TAG = re.compile(r"\[[^\]\n]*\]\n?")
 _BANNER_LINE = re.compile(r"^[\s$|\\/_<>]*$")
 #: The Z-machine prompt line, which carries the status bar ("-= Kitchen =-0/1") after it.
 _PROMPT_LINE = re.compile(r"\n?>[^\n]*$")
+#: ``perturbation >= 1``: TextWorld's command grammar renamed (translated before the story reads it).
+PERTURBATION = Perturbation(
+    [("go {direction}", "walk {direction}"), ("take {obj} from {container}", "from {container} grab {obj}"),
+     ("take {obj}", "grab {obj}"), ("drop {obj}", "discard {obj}"), ("put {obj} on {support}", "place {obj} onto {support}"),
+     ("insert {obj} into {container}", "place {obj} inside {container}"), ("open {obj}", "pull open {obj}"),
+     ("close {obj}", "push shut {obj}"), ("unlock {obj} with {key}", "unfasten {obj} using {key}"),
+     ("lock {obj} with {key}", "fasten {obj} using {key}"), ("examine {obj}", "inspect {obj}"), ("look", "look around"),
+     ("inventory", "check inventory"), ("eat {obj}", "consume {obj}"), ("drink {obj}", "sip {obj}"),
+     ("slice {obj} with {tool}", "carve {obj} using {tool}"), ("dice {obj} with {tool}", "cube {obj} using {tool}"),
+     ("chop {obj} with {tool}", "mince {obj} using {tool}"), ("cook {obj} with {heat}", "roast {obj} using {heat}"),
+     ("prepare meal", "make the meal")],
+    instruction_phrases=[(r"(?<=Useful commands: )(?P<commands>.*?)(?=, and for cooking games)", ""),
+                         (r"slice/dice/chop X with knife, cook X with stove/oven/BBQ, prepare meal",
+                          "carve/cube/mince X using knife, roast X using stove/oven/BBQ, make the meal")],
+    goal_rules=[(r"You are hungry! Let's cook a delicious meal\. Check the cookbook in the kitchen for the recipe\. "
+                 r"Once done, enjoy your meal!", "You feel hungry, so it is time to cook a tasty meal. The recipe is "
+                 "in the cookbook in the kitchen. When the meal is ready, eat it!"),
+                (r"Here is your task for today\.", "This is what you need to do today."),
+                (r"\bFirst off, |\bFirst, |\bFirst thing I need you to do is to ", "To begin, ")],
+    goal_frame="Your objective: {goal}",
+)
 
 
 def _normalise(command: str) -> str:
@@ -177,6 +199,8 @@ class JerichoEnv(TextEnv):
     ``split`` ("train" or "test"), ``num_train`` (number of train games), ``story_file`` (path to a
     ``.z1``-``.z8`` story), ``goal`` (the instruction for a story file), ``subgoals`` (list of strings
     for a story file's progress), ``seed`` handling: Jericho's RNG is seeded with a fixed value per game.
+    ``perturbation`` (0..4: renamed commands, e.g. ``walk north``, ``grab X``, and reworded objectives; see
+    :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version (jericho 3.3, textworld 1.7).
@@ -194,8 +218,9 @@ class JerichoEnv(TextEnv):
         story_file: str | Path | None = None,
         goal: str | None = None,
         subgoals: list[str] | tuple[str, ...] | None = None,
+        perturbation: int = 0,
     ):
-        super().__init__(split=split, render_mode=render_mode)
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         from agentrm_gym.registry import require_extra
 
         require_extra("Jericho")
@@ -413,6 +438,9 @@ class JerichoEnv(TextEnv):
         if self._tracker is None or self._tracker.winning_policy is None:
             return None
         return [_normalise(c) for c in self._inform7.gen_commands_from_actions(self._tracker.winning_policy)]
+
+    def perturbation_table(self) -> Perturbation:
+        return PERTURBATION
 
     # -------------------------------------------------------------- snapshots: Jericho's native state
     def _get_state(self) -> Any:

@@ -13,6 +13,8 @@ from agentrm_gym.envs.pddl.engine import State, Task
 from agentrm_gym.envs.pddl.generators import DOMAINS, TEST_COUNTS, generate
 from agentrm_gym.envs.pddl.parser import Domain, Problem
 from agentrm_gym.envs.pddl.planner import oracle_for
+from agentrm_gym.envs.pddl.render import HAND_FIRST_ACTIONS, domain_family
+from agentrm_gym.envs.perturb import Perturbation
 
 LOOK_AROUND = "look around"
 GOAL_REACHED = " The goal is satisfied."
@@ -66,6 +68,39 @@ DESCRIPTIONS: dict[str, str] = {
         "inflate <wheel>: inflate an intact wheel with the pump."
     ),
 }
+
+
+#: ``perturbation >= 1``: the built-in domains' operators renamed; any other domain's ``name`` -> ``do-name``.
+RENAMED_OPERATORS = {
+    "pickup": "raise", "putdown": "lower", "stack": "place-on", "unstack": "take-off",
+    "move": "travel", "pick": "grab", "drop": "release",
+    "grasp": "hold", "leave": "let-go", "fill-shot": "load-shot", "refill-shot": "reload-shot",
+    "empty-shot": "drain-shot", "clean-shot": "rinse-shot", "pour-shot-to-clean-shaker": "tip-shot-to-clean-shaker",
+    "pour-shot-to-used-shaker": "tip-shot-to-used-shaker", "empty-shaker": "drain-shaker",
+    "clean-shaker": "rinse-shaker", "shake": "mix", "pour-shaker-to-shot": "tip-shaker-to-shot",
+    "open": "unseal", "close": "seal", "fetch": "retrieve", "put-away": "stow", "loosen": "slacken",
+    "tighten": "secure", "jack-up": "lift-hub", "jack-down": "lower-hub", "undo": "unscrew", "do-up": "screw-on",
+    "remove-wheel": "detach-wheel", "put-on-wheel": "attach-wheel", "inflate": "pump-up",
+}
+
+
+@functools.lru_cache(maxsize=32)
+def perturbation_for(operators: tuple[tuple[str, bool], ...]) -> Perturbation:
+    """The renamed grammar of a domain's ``(operator, hand first)`` pairs. The parser also reads an operator
+    name anywhere in a command ("Stack b1 on b2."), so any command naming an old operator is refused."""
+    renames, retired = [], []
+    for name, hand_first in operators:
+        new = RENAMED_OPERATORS.get(name, f"do-{name}")
+        if hand_first:
+            renames.append((f"{{hand}} {name} {{args}}", f"{{hand}} {new} {{args}}"))
+        renames += [(f"{name} {{args}}", f"{new} {{args}}"), (name, new)]
+        retired += [f"{{words}} {name} {{args}}", f"{{words}} {name}"]
+    return Perturbation(
+        renames, retired=retired,
+        instruction_phrases=[(r"(?m)^(?P<commands>[^:\n]+)(?=: )", ""), (r"(?m)^(?P<command>[a-z][\w-]* <[^\n]*>)$", "")],
+        goal_rules=[(r"^The goal is to satisfy the following conditions: ",
+                     "Reach a state in which all of these conditions hold: ")],
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,7 +177,8 @@ class PDDLEnv(TextEnv):
     ``split``: "train" or "test". ``domain_file``, ``problem_file``: a PDDL domain and one problem file
     (or a list of them) to play instead of the built-in problems. ``domains``: restrict the built-in
     problems to some of "gripper", "blockworld", "barman", "tyreworld". ``num_train``: train problems
-    per domain (default 1000).
+    per domain (default 1000). ``perturbation`` (0..4: renamed operators, e.g. ``raise b1``,
+    ``place-on b1 b2``, and reworded goals; see :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version.
@@ -159,8 +195,9 @@ class PDDLEnv(TextEnv):
         problem_file: str | Path | Sequence[str | Path] | None = None,
         domains: Sequence[str] | None = None,
         num_train: int = 1000,
+        perturbation: int = 0,
     ):
-        super().__init__(split=split, render_mode=render_mode)
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         if num_train < 1:
             raise ValueError(f"num_train must be >= 1, got {num_train}")
         self.num_train = num_train
@@ -246,6 +283,12 @@ class PDDLEnv(TextEnv):
             return None
         index = oracle_for(self.task).next_action(self.state)
         return None if index is None else self.task.actions[index].text
+
+    def perturbation_table(self) -> Perturbation:
+        domains = [self.task.domain] if self.task is not None else [builtin_domain(d) for d in self.domains]
+        operators = {(s.name, s.name in HAND_FIRST_ACTIONS.get(domain_family(d.name) or "", frozenset()))
+                     for d in domains for s in d.actions}
+        return perturbation_for(tuple(sorted(operators)))
 
     def _get_state(self) -> Any:
         return self.state

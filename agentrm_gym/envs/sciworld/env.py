@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from agentrm_gym.core import MissingExtra, StepOutcome, TextEnv, UnknownTask
+from agentrm_gym.envs.perturb import Perturbation
 from agentrm_gym.envs.sciworld.gold import ScienceWorldGold
 from agentrm_gym.envs.sciworld.jvm import ScienceWorldSimulator, valid_action_combinations
 from agentrm_gym.envs.sciworld.tasks import (
@@ -40,6 +41,25 @@ ACTION_VERBS = frozenset({
     "move", "open", "pick", "pour", "put", "read", "task", "use", "wait", "wait1", "connect", "disconnect",
     "examine", "teleport",
 })
+#: ``perturbation >= 1``: ScienceWorld's templates renamed (the simulator still reads the originals).
+PERTURBATION = Perturbation(
+    [("look around", "survey the room"), ("look at {obj}", "inspect {obj}"), ("look in {obj}", "peer into {obj}"),
+     ("go to {loc}", "walk to {loc}"), ("teleport to {loc}", "warp to {loc}"), ("pick up {obj}", "grab {obj}"),
+     ("put down {obj}", "release {obj}"), ("move {obj} to {dest}", "transfer {obj} to {dest}"),
+     ("pour {obj} into {dest}", "empty {obj} into {dest}"), ("dunk {obj} into {dest}", "submerge {obj} into {dest}"),
+     ("mix {obj}", "stir {obj}"), ("focus on {obj}", "concentrate on {obj}"), ("open {obj}", "pull open {obj}"),
+     ("close {obj}", "push shut {obj}"), ("activate {obj}", "switch on {obj}"), ("deactivate {obj}", "switch off {obj}"),
+     ("use {obj} on {target}", "apply {obj} onto {target}"), ("use {obj}", "apply {obj}"),
+     ("connect {a} to {b}", "wire {a} to {b}"), ("disconnect {obj}", "unwire {obj}"), ("read {obj}", "peruse {obj}"),
+     ("eat {obj}", "consume {obj}"), ("flush {obj}", "trigger the flush of {obj}"), ("wait1", "pause briefly"),
+     ("wait", "pause"), ("task", "show task"), ("inventory", "check inventory")],
+    retired=["drop {obj}", "pour {obj} in {dest}", "dunk {obj} in {dest}"],
+    instruction_phrases=[(r"use OBJ \[on OBJ\]", "apply OBJ [onto OBJ]"),
+                         (r"(?m)^(?P<command>[a-z][^:\n]*?)(?=: )", "")],
+    goal_rules=[(r"^Your task is to ", "Your assignment is to "), (r"\bFirst, focus on\b", "Begin by focusing on"),
+                (r"\bWhen you are done, focus on\b", "Once you have finished, focus on"), (r"\bThen, ", "After that, ")],
+    goal_frame="Assignment: {goal}",
+)
 
 
 class ScienceWorldEnv(ScienceWorldGold, TextEnv):
@@ -93,7 +113,8 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
     in one JVM). The extra JVMs start only when a restore needs one. ``admissible_in_info`` (default
     ``True``): ``False`` leaves ``info["admissible_actions"]`` ``None`` and lists valid actions only when
     ``admissible_actions()`` (or a garbage command's validity check) asks, for agents that do not read
-    the list: listing them is about 5/6 of a step's JVM time.
+    the list: listing them is about 5/6 of a step's JVM time. ``perturbation`` (0..4: renamed templates, e.g.
+    ``walk to LOC``, ``concentrate on OBJ``, and reworded task descriptions; see :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version (scienceworld 1.2.3).
@@ -111,8 +132,9 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
         timeout: float = 60.0,
         simulators: int = DEFAULT_SIMULATORS,
         admissible_in_info: bool = True,
+        perturbation: int = 0,
     ):
-        super().__init__(split=split, render_mode=render_mode)
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         from agentrm_gym.registry import require_extra
 
         require_extra("ScienceWorld")
@@ -267,6 +289,9 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
             return super()._info()
         finally:
             self._listing_deferred = False
+
+    def perturbation_table(self) -> Perturbation:
+        return PERTURBATION
 
     # -------------------------------------------------------------- snapshots: reload + replay of sent commands
     def _get_state(self) -> Any:

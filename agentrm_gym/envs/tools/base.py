@@ -8,14 +8,17 @@ instruction text and the admissible-action list, which is built only from what t
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import re
 from typing import Any, ClassVar
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
+from agentrm_gym.envs.perturb import Perturbation, Phrase
 from agentrm_gym.envs.tools.calls import FORMAT_HINT, canonical_call, format_call, parse_action
 from agentrm_gym.envs.tools.knowledge import Knowledge
-from agentrm_gym.envs.tools.schema import Tool, ToolError, check_args
+from agentrm_gym.envs.tools.schema import Tool, ToolError, check_args, clip
 from agentrm_gym.envs.tools.toolset import ToolSet
 
 #: Most actions in the admissible list, and most dry runs spent building it.
@@ -31,6 +34,44 @@ def cap_observation(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n[output truncated: {len(text)} characters, the limit is {limit}]"
+
+
+#: ``perturbation >= 1``: a tool's leading verb renamed ("get_movie_cast" -> "fetch_movie_cast",
+#: "loadPaperNet" -> "buildPaperNet", "paperNodeCheck" -> "paperNodeInspect", "finish" -> "submit").
+TOOL_VERBS = {"get": "fetch", "update": "modify", "delete": "remove", "del": "drop", "complete": "finalize",
+              "check": "verify", "open": "load", "insert": "add", "sort": "order", "filter": "select", "load": "build"}
+
+
+def renamed_tool(name: str) -> str:
+    """A tool's name in the perturbed grammar."""
+    if name == "finish":
+        return "submit"
+    head = re.match(r"[a-z]+", name)
+    if head is not None and head.group(0) in TOOL_VERBS:
+        return TOOL_VERBS[head.group(0)] + name[head.end():]
+    return name[: -len("Check")] + "Inspect" if name.endswith("Check") else f"use_{name}"
+
+
+@functools.lru_cache(maxsize=16)
+def tool_perturbation(names: tuple[str, ...], goal_rules: tuple[Phrase, ...], goal_frame: str) -> Perturbation:
+    """The renamed grammar of a tool set (``names`` includes ``finish``)."""
+    new = {n: renamed_tool(n) for n in names}
+    renames = [pair for n in names for pair in ((f"Action: {n} {{input}}", f"Action: {new[n]} {{input}}"),
+                                                (f"{n} {{input}}", f"{new[n]} {{input}}"),
+                                                (f"Action: {n}", f"Action: {new[n]}"), (n, new[n]))]
+    tools = sorted((n for n in names if n != "finish"), key=len, reverse=True)
+    phrases: list[Phrase] = [(r"\b(" + "|".join(map(re.escape, tools)) + r")\b", lambda m: new[m.group(1)]),
+                             (r"'finish'", "'submit'"), (r"\bfinish(?= with Action Input)", "submit"),
+                             (r"(?<=, )finish(?=\.)", "submit"), (r"(?m)^Name: finish\(", "Name: submit(")]
+
+    def reject(env: Any, command: str) -> str:
+        body = command.strip()
+        body = body[7:].strip() if body[:7].lower() == "action:" else body
+        tool = body.split(maxsplit=1)[0] if body else ""
+        return f"Error: unknown tool '{clip(tool)}'. Valid tools: {', '.join(new[n] for n in env.tool_names())}."
+
+    return Perturbation(renames, observation_phrases=phrases, instruction_phrases=phrases, goal_rules=goal_rules,
+                        goal_frame=goal_frame, reject=reject)
 
 
 def parse_task_id(task_id: str, sizes: dict[str, int], sets: Any) -> tuple[str, str, int]:
@@ -64,12 +105,15 @@ class ToolEnv(TextEnv):
     """
 
     toolsets: ClassVar[dict[str, type[ToolSet]]] = {}
+    #: The goal paraphrases of ``perturbation >= 2`` (see :mod:`agentrm_gym.envs.perturb`).
+    perturbation_goals: ClassVar[tuple[Phrase, ...]] = ()
+    perturbation_goal_frame: ClassVar[str] = "Your goal: {goal}"
     invalid_action_message = "Error: the action is not valid. " + FORMAT_HINT
     first_observation = ("New trial starts. Once you have finished the goal, please remember to take "
                          "'finish' action to end this goal.")
 
-    def __init__(self, split: str = "train", render_mode: str | None = None):
-        super().__init__(split=split, render_mode=render_mode)
+    def __init__(self, split: str = "train", render_mode: str | None = None, perturbation: int = 0):
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         self.tools: ToolSet | None = None
         self.gold_calls: list[tuple[str, dict[str, Any]]] = []
         self.made_calls: set[str] = set()
@@ -95,6 +139,14 @@ class ToolEnv(TextEnv):
     def all_tools(self) -> list[Tool]:
         assert self.tools is not None
         return [*type(self.tools).tools, self.finish_tool()]
+
+    def tool_names(self) -> list[str]:
+        """The names of the current tool set's tools and ``finish`` (of every set before a reset)."""
+        sets = [type(self.tools)] if self.tools is not None else list(self.toolsets.values())
+        return [*dict.fromkeys(t.name for cls in sets for t in cls.tools), "finish"]
+
+    def perturbation_table(self) -> Perturbation:
+        return tool_perturbation(tuple(self.tool_names()), self.perturbation_goals, self.perturbation_goal_frame)
 
     def _step(self, action: str) -> StepOutcome:
         if self.tools is None:

@@ -101,7 +101,9 @@ class ToolOperationEnv(ToolEnv):
     (so the oracle needs no ``finish``); ``finish`` ends the episode either way; truncated at 30 steps.
 
     ## Arguments
-    ``split`` ("train" or "test"), ``num_train`` (train tasks per tool set), ``toolsets`` (sets to use).
+    ``split`` ("train" or "test"), ``num_train`` (train tasks per tool set), ``toolsets`` (sets to use),
+    ``perturbation`` (0..4: renamed tools, e.g. ``load_sheet``, ``submit``, and reworded goals; see
+    :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version; admissible actions built from seen entities only (they used to list the gold
@@ -111,10 +113,14 @@ class ToolOperationEnv(ToolEnv):
     task_name = "ToolOperation"
     toolsets: ClassVar[dict[str, type[ToolSet]]] = {name: cls for name, (_, cls) in OPERATION_SETS.items()}
     command_vocabulary = ("get_projects with Action Input: {}", "get_all_values with Action Input: {}")
+    perturbation_goals = ((r"^Mark the task ", "Flag the task "), (r"^Set the ", "Change the "),
+                          (r"^Complete every task", "Mark as done every task"), (r"^Move ", "Reschedule "),
+                          (r"^In the sheet '([^']*)', ", r"Working in the sheet '\1', "))
+    perturbation_goal_frame = "Request: {goal}"
 
     def __init__(self, split: str = "train", render_mode: str | None = None, num_train: int = 300,
-                 toolsets: tuple[str, ...] | list[str] = tuple(OPERATION_SETS)):
-        super().__init__(split=split, render_mode=render_mode)
+                 toolsets: tuple[str, ...] | list[str] = tuple(OPERATION_SETS), perturbation: int = 0):
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         unknown = [s for s in toolsets if s not in OPERATION_SETS]
         if unknown or not toolsets:
             raise ValueError(f"unknown tool sets {unknown}; choose from {', '.join(OPERATION_SETS)}")

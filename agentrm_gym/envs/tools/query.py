@@ -124,7 +124,8 @@ class ToolQueryEnv(ToolEnv):
 
     ## Arguments
     ``split`` ("train" or "test"), ``num_train`` (train tasks per tool set), ``toolsets`` (the sets to use),
-    ``seed`` (the database generation seed).
+    ``seed`` (the database generation seed), ``perturbation`` (0..4: renamed tools, e.g. ``fetch_movie_cast``,
+    ``submit``, and reworded questions; see :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version; admissible actions built from seen entities only (they used to list the gold
@@ -134,10 +135,13 @@ class ToolQueryEnv(ToolEnv):
     task_name = "ToolQuery"
     toolsets: ClassVar[dict[str, type[ToolSet]]] = {name: cls for name, (_, cls) in QUERY_SETS.items()}
     command_vocabulary = ("loadPaperNet with Action Input: {}", "get_user_current_date with Action Input: {}")
+    perturbation_goals = ((r"^(Which|What|Who|How|When|Where) ", lambda m: f"Find out {m.group(1).lower()} "),
+                          (r"\?$", "."))
+    perturbation_goal_frame = "Question: {goal}"
 
     def __init__(self, split: str = "train", render_mode: str | None = None, num_train: int = 500,
-                 toolsets: tuple[str, ...] | list[str] = tuple(QUERY_SETS), seed: int = 0):
-        super().__init__(split=split, render_mode=render_mode)
+                 toolsets: tuple[str, ...] | list[str] = tuple(QUERY_SETS), seed: int = 0, perturbation: int = 0):
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         unknown = [s for s in toolsets if s not in QUERY_SETS]
         if unknown or not toolsets:
             raise ValueError(f"unknown tool sets {unknown}; choose from {', '.join(QUERY_SETS)}")
