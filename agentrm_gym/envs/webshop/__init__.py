@@ -4,6 +4,9 @@ Where things are:
 
 * :mod:`.vocab` - categories, product types, attributes and options the catalogue is generated from;
 * :mod:`.catalogue` - the seeded generator, the SQLite/FTS5 build (cached) and BM25 search;
+* :mod:`.bulk` - the catalogue above 10,000 products (``num_products`` up to WebShop's 1.18M): numpy
+  generation, compact rows, one bulk load;
+* :mod:`.topk` - its search: a bounded candidate set re-ranked by the same BM25, no match scored past it;
 * :mod:`.goals` - shopping instructions generated from products, and the fixed test/train splits;
 * :mod:`.reward` - WebShop's purchase reward (attributes, options, price, type match);
 * :mod:`.pages` - the " [SEP] "-joined text of the search, results, item and sub-pages;

@@ -6,12 +6,14 @@ import re
 from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv
+from agentrm_gym.envs.perturb import Perturbation
 from agentrm_gym.envs.webshop.catalogue import (
     DEFAULT_NUM_PRODUCTS,
     DEFAULT_SEED,
     PAGE_SIZE,
     Catalogue,
     Product,
+    check_num_products,
     ensure_catalogue,
 )
 from agentrm_gym.envs.webshop.goals import GoalSet, search_text
@@ -33,6 +35,17 @@ from agentrm_gym.envs.webshop.reward import Goal, best_options, purchase_reward
 _ACTION_RE = re.compile(r"(search|click)\[(.*)\]", re.IGNORECASE | re.DOTALL)
 MAX_QUERY_CHARS = 500
 _SEARCH, _RESULTS, _ITEM, _DONE = "search", "results", "item", "done"
+#: ``perturbation >= 1``: ``find[...]`` / ``select[...]``; goals open and cap the price in other words.
+_OPENERS = {"i need ": "please locate ", "i am looking for ": "help me track down ", "find me ": "search out ",
+            "i want to buy ": "i wish to purchase ", "i'd like ": "i would love ", "get me ": "pick out for me "}
+PERTURBATION = Perturbation(
+    [("search[{query}]", "find[{query}]"), ("click[{label}]", "select[{label}]")],
+    observation_phrases=[(r"\bsearch\[", "find["), (r"\bclick\[", "select[")],
+    instruction_phrases=[(r"\bsearch\[", "find["), (r"\bclick\[", "select[")],
+    goal_rules=[*((f"^{re.escape(o)}", n) for o, n in _OPENERS.items()),
+                (r", and price lower than ([0-9.]+) dollars$", r", with a budget under \1 dollars")],
+    action_rules=[(f"^search\\[{re.escape(o)}", f"search[{n}") for o, n in _OPENERS.items()],
+)
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -75,8 +88,11 @@ class WebShopEnv(TextEnv):
     success means the purchase scored 1. Truncated by ``max_episode_steps`` (10).
 
     ## Arguments
-    ``split`` ("train" or "test"), ``num_products`` (catalogue size, default 10,000), ``catalogue_seed``,
-    ``goal_seed``, ``num_train`` (train goals, default 5,000).
+    ``split`` ("train" or "test"), ``num_products`` (catalogue size, default 10,000; 400 to 2,000,000,
+    WebShop's own is 1,180,000; above 10,000 bulk-built and searched top-k, see :mod:`.catalogue`),
+    ``catalogue_seed``,
+    ``goal_seed``, ``num_train`` (train goals, default 5,000), ``perturbation`` (0..4: ``find[...]`` /
+    ``select[...]`` instead of ``search[...]`` / ``click[...]``, reworded goals; :mod:`agentrm_gym.envs.perturb`).
 
     ## Version History
     v0: initial version.
@@ -89,11 +105,11 @@ class WebShopEnv(TextEnv):
 
     def __init__(self, split: str = "train", render_mode: str | None = None,
                  num_products: int = DEFAULT_NUM_PRODUCTS, catalogue_seed: int = DEFAULT_SEED,
-                 goal_seed: int = 0, num_train: int = 5000):
-        super().__init__(split=split, render_mode=render_mode)
+                 goal_seed: int = 0, num_train: int = 5000, perturbation: int = 0):
+        super().__init__(split=split, render_mode=render_mode, perturbation=perturbation)
         if num_train < 1:
             raise ValueError(f"num_train must be >= 1, got {num_train}")
-        self.num_products = num_products
+        self.num_products = num_products = check_num_products(num_products)
         self.catalogue = Catalogue(ensure_catalogue(num_products, catalogue_seed))
         self.goals = GoalSet(self.catalogue, num_products, num_train=num_train, seed=goal_seed)
         self._goal_spec: Goal | None = None
@@ -297,6 +313,9 @@ class WebShopEnv(TextEnv):
         return f"click[{BUY_NOW}]"
 
     # ------------------------------------------------------------------ snapshots and prompt
+    def perturbation_table(self) -> Perturbation:
+        return PERTURBATION
+
     def _get_state(self) -> Any:
         return {
             "kind": self._kind, "sub": self._sub, "query": self._query, "results": list(self._results),
