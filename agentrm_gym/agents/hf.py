@@ -3,7 +3,8 @@
 :class:`HFGenerator` is the sampling engine (shared with ``agentrm serve policy``): by default the
 shared-prompt KV-cache sampler of :mod:`~agentrm_gym.agents.sampling` (each distinct prompt encoded once
 for all its samples, each row stopped at its own end, each prompt resumed from the longest prefix it
-shares with a recent prompt); ``mode="generate"`` uses ``transformers``'
+shares with a recent prompt; a GPT-2 policy decodes with the fused step of
+:mod:`~agentrm_gym.agents.decode`); ``mode="generate"`` uses ``transformers``'
 ``generate`` instead (all ``n`` samples in one call, ``num_return_sequences``). Both return stop-string
 cut samples with the sequence log-probability under the model (raw logits, i.e. temperature 1).
 :class:`TransformersPolicy` puts the prompt builder and the parser around it.
@@ -118,11 +119,15 @@ class HFGenerator:
             ``"generate"`` (``transformers``' ``generate``; the reference the benchmark compares with).
         prefix_cache_mb: memory for the KV caches of recent prompts in ``"kv"`` mode (a
             :class:`~agentrm_gym.agents.sampling.PrefixCache`; ``0``: every prompt encoded from scratch).
+        fused: in ``"kv"`` mode, decode with the fused step of :mod:`~agentrm_gym.agents.decode` (static KV
+            cache, no module dispatch; the same logits bit for bit) where the model is a GPT-2 it supports;
+            other models, and ``fused=False``, decode through ``model.forward``. Settable later (``.fused``).
     """
 
     MODES = ("kv", "generate")
 
-    def __init__(self, model: Any, tokenizer: Any, mode: str = "kv", prefix_cache_mb: float = 256):
+    def __init__(self, model: Any, tokenizer: Any, mode: str = "kv", prefix_cache_mb: float = 256,
+                 fused: bool = True):
         if mode not in self.MODES:
             raise ValueError(f"unknown sampling mode {mode!r}; use one of {', '.join(self.MODES)}")
         if prefix_cache_mb < 0:
@@ -133,6 +138,7 @@ class HFGenerator:
         self.model = model
         self.tokenizer = prepare_tokenizer(tokenizer)
         self.mode = mode
+        self.fused = fused
         self.prefix_cache = (PrefixCache(int(prefix_cache_mb * (1 << 20)))
                              if mode == "kv" and prefix_cache_mb > 0 else None)
 
@@ -211,7 +217,7 @@ class HFGenerator:
             counts[distinct[p]] += n
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt:] for p in texts]
         raw = sample_continuations(self.model, self.tokenizer, ids, n, temperature, max_new_tokens, stop, top_p,
-                                   counts=counts, prefix_cache=self.prefix_cache)
+                                   counts=counts, prefix_cache=self.prefix_cache, fused=self.fused)
         taken = [0] * len(texts)
         results: list[list[Sample]] = []
         for p in prompts:
@@ -261,11 +267,13 @@ class TransformersPolicy(LLMPolicy):
         top_p: nucleus sampling.
         grounding: ``"fuzzy"`` maps each action to the nearest admissible one (see ``LLMPolicy``).
         sampler: ``"kv"`` (shared-prompt KV-cache sampling) or ``"generate"`` (``transformers``' generate).
+        fused: the ``"kv"`` sampler's fused GPT-2 decoding step (see :class:`HFGenerator`).
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, device: str | None = None,
                  builder: PromptBuilder | None = None, max_new_tokens: int = 64, retries: int = 0,
-                 seed: int | None = None, top_p: float = 1.0, grounding: str = "none", sampler: str = "kv"):
+                 seed: int | None = None, top_p: float = 1.0, grounding: str = "none", sampler: str = "kv",
+                 fused: bool = True):
         super().__init__(builder, max_new_tokens, retries, seed, grounding)
         _require_torch()
         if isinstance(model, str | os.PathLike):
@@ -278,7 +286,7 @@ class TransformersPolicy(LLMPolicy):
             if device:
                 model.to(device)
             model.eval()
-        self.engine = HFGenerator(model, tokenizer, mode=sampler)
+        self.engine = HFGenerator(model, tokenizer, mode=sampler, fused=fused)
         self.top_p = top_p
         if self.builder.budget is None:
             self.builder.budget = self.engine.context_length - max_new_tokens

@@ -20,6 +20,11 @@ the same instruction, so in an episode most prompt tokens are encoded once. Reus
 one batch with padding between them (attention mask and explicit position ids), which is exact for any
 causal LM; a change to the model's weights (an optimiser step, ``load_state_dict``) empties the cache.
 
+The forward passes (the prompts' and every decoding step's) run through the fused step of
+:mod:`~agentrm_gym.agents.decode` when the model is a GPT-2 it supports (the policies this project trains):
+one preallocated KV cache per call, the same logits as ``model.forward`` bit for bit, so the same samples;
+any other model, or ``fused=False``, runs through ``model.forward`` with a ``DynamicCache``.
+
 The log-probability of each sampled token is taken under the raw logits (temperature 1), the same as
 the ``generate`` path of :class:`~agentrm_gym.agents.hf.HFGenerator`. Sampling draws from torch's global
 generator, so ``torch.manual_seed`` makes a run reproducible.
@@ -95,7 +100,8 @@ class PrefixCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.hits = self.reused = self.encoded = 0
-        self._entries: OrderedDict[tuple[int, ...], tuple[KV, int]] = OrderedDict()
+        # per entry: its KV, its bytes, its ids as an array (the lookup table is rebuilt from these)
+        self._entries: OrderedDict[tuple[int, ...], tuple[KV, int, Any]] = OrderedDict()
         self._table: tuple[list[tuple[int, ...]], Any] | None = None
         self._weights: Any = None
         self._lock = threading.Lock()
@@ -127,7 +133,7 @@ class PrefixCache:
                 keys = list(self._entries)
                 table = np.full((len(keys), max(map(len, keys))), -1, dtype=np.int64)
                 for row, key in enumerate(keys):
-                    table[row, :len(key)] = key
+                    table[row, :len(key)] = self._entries[key][2]
                 self._table = (keys, table)
             keys, table = self._table
             width = min(len(ids), table.shape[1])
@@ -147,6 +153,8 @@ class PrefixCache:
 
     def put(self, ids: Sequence[int], kv: KV) -> None:
         """Keep ``kv`` (per layer keys and values of exactly ``ids``), dropping old entries beyond the budget."""
+        import numpy as np
+
         key = tuple(ids)
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
         if size > self.max_bytes:
@@ -155,11 +163,11 @@ class PrefixCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return
-            self._entries[key] = (kv, size)
+            self._entries[key] = (kv, size, np.asarray(key, dtype=np.int64))
             self._table = None
             self.bytes += size
             while self.bytes > self.max_bytes:
-                _, (_, old) = self._entries.popitem(last=False)
+                _, (_, old, _) = self._entries.popitem(last=False)
                 self.bytes -= old
 
 
@@ -188,20 +196,24 @@ def _buckets(lengths: Sequence[int]) -> list[list[int]]:
 
 
 def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: Any,
-            prefix_cache: PrefixCache | None) -> tuple[Any, Any, Any, Any]:
+            prefix_cache: PrefixCache | None, decoder: Any = None, room: int = 0) -> tuple[Any, Any, Any, Any]:
     """The prompts' forward passes: ``(logits at each prompt's end, cache, attention mask, next position)``.
 
     Each prompt starts from its longest cached prefix (``prefix_cache``; the reused keys and values are
     right-aligned before its new tokens) and rows of similar new length share a pass (:func:`_buckets`),
     so padding stays small. With one pass its cache (holes masked) is the decoding cache; with several,
     the rows' keys and values are right-aligned into one. With ``prefix_cache`` each row's are also kept
-    for later calls.
+    for later calls. The passes run through ``model`` (the cache a ``DynamicCache``) or, given a fused
+    ``decoder`` (:mod:`~agentrm_gym.agents.decode`), through it (a ``StaticKVCache`` with ``room`` free
+    columns for decoding).
     """
     import torch
     from transformers import DynamicCache
 
     cache_kw, last_only = _forward_signature(type(model))
     extra = {"logits_to_keep": 1} if last_only else {}
+    if decoder is not None:
+        from agentrm_gym.agents.decode import StaticKVCache
     hits = [prefix_cache.longest(p) if prefix_cache is not None else (0, None) for p in prompt_ids]
     # the last prompt token is always fed, for the next-token logits
     reuse = [min(r, max(0, len(p) - 1)) for (r, _), p in zip(hits, prompt_ids, strict=True)]
@@ -221,22 +233,29 @@ def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: A
                 mask[j, past + width - len(p) + r:] = 1
                 positions[j, width - len(p) + r:] = torch.arange(r, len(p))
             mask[j, past - r:past] = 1
-        cache = DynamicCache()
-        if past:
-            cache = _stack([[(k[:, :reuse[i]], v[:, :reuse[i]]) for k, v in hits[i][1]] if reuse[i] else None
-                            for i in group], past, cache)
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    use_cache=True, **{cache_kw: cache}, **extra)
-        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or cache
+        reused = [[(k[:, :reuse[i]], v[:, :reuse[i]]) for k, v in hits[i][1]] if reuse[i] else None for i in group]
+        if decoder is not None:
+            cache = StaticKVCache.allocate(decoder, len(group), past + width + (room if len(groups) == 1 else 0),
+                                           device)
+            if past:
+                cache.write_rows(reused, past)
+            last = decoder.prefill(ids.to(device), positions.to(device), mask.to(device), cache)
+        else:
+            cache = _stack(reused, past, DynamicCache()) if past else DynamicCache()
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                        position_ids=positions.to(device), use_cache=True, **{cache_kw: cache}, **extra)
+            cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or cache
+            last = out.logits[:, -1, :].float()
         for j, i in enumerate(group):
-            logits[i] = out.logits[j, -1, :].float()
+            logits[i] = last[j]
         if prefix_cache is None and len(groups) == 1:
             break  # nothing to keep, nothing to merge: this pass's cache decodes
-        layers = _layers(cache)
+        layers = _layers(cache) if decoder is None else []
         for j, i in enumerate(group):
             # an empty prompt keeps its (masked) pad position, so every row has a cache entry to decode on
             valid = (mask[j].nonzero()[:, 0] if prompt_ids[i] else torch.tensor([past + width - 1])).to(device)
-            row_kv[i] = [(k[j].index_select(1, valid), v[j].index_select(1, valid)) for k, v in layers]
+            row_kv[i] = (cache.row(j, valid) if decoder is not None
+                         else [(k[j].index_select(1, valid), v[j].index_select(1, valid)) for k, v in layers])
     if prefix_cache is not None:
         for p, kv in zip(prompt_ids, row_kv, strict=True):
             if p:
@@ -247,7 +266,11 @@ def _encode(model: Any, prompt_ids: Sequence[Sequence[int]], pad: int, device: A
         mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
         for i, p in enumerate(prompt_ids):
             mask[i, width - len(p):] = 1 if p else 0
-        cache = _stack(row_kv, width, DynamicCache())
+        if decoder is not None:
+            cache = StaticKVCache.allocate(decoder, len(prompt_ids), width + room, device)
+            cache.write_rows(row_kv, width)
+        else:
+            cache = _stack(row_kv, width, DynamicCache())
     next_pos = torch.tensor([[len(p)] for p in prompt_ids], dtype=torch.long)
     return torch.stack(logits), cache, mask, next_pos
 
@@ -266,6 +289,36 @@ def _stack(rows: Sequence[KV | None], width: int, cache: Any) -> Any:
                 values[j, :, width - n:] = kv[layer][1]
         cache.update(keys, values, layer)
     return cache
+
+
+class _ModuleDecoding:
+    """The decoding loop's state through ``model.forward`` (any causal LM): its ``DynamicCache``, the
+    attention mask (one column more each step) and the next position ids. ``rows``: each row's prompt."""
+
+    def __init__(self, model: Any, cache: Any, mask: Any, next_positions: Any, rows: Any, device: Any):
+        import torch
+
+        self.model, self.cache_kw = model, _cache_kwarg(model)
+        if not torch.equal(rows, torch.arange(mask.shape[0], device=rows.device)):
+            cache.batch_select_indices(rows)
+        self.cache = cache
+        self.mask = mask.to(device)[rows]
+        self.next_pos = next_positions.to(device)[rows]
+
+    def select(self, index: Any) -> None:
+        self.cache.batch_select_indices(index)
+        self.mask, self.next_pos = self.mask[index], self.next_pos[index]
+
+    def step(self, token_ids: Any) -> Any:
+        """Logits ``[rows, vocab]`` after feeding one token a row (``token_ids`` ``[rows]``)."""
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        out = self.model(input_ids=token_ids[:, None], attention_mask=self.mask, position_ids=self.next_pos,
+                         use_cache=True, **{self.cache_kw: self.cache})
+        self.cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or self.cache
+        self.next_pos = self.next_pos + 1
+        return out.logits[:, -1, :].float()
 
 
 @functools.cache
@@ -287,14 +340,18 @@ def _cache_kwarg(model: Any) -> str:
 def sample_continuations(
     model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], n: int, temperature: float,
     max_new_tokens: int, stop: Sequence[str] = (), top_p: float = 1.0, counts: Sequence[int] | None = None,
-    prefix_cache: PrefixCache | None = None,
+    prefix_cache: PrefixCache | None = None, fused: bool = True,
 ) -> list[list[RawSample]]:
     """Continuations of each prompt (token ids): ``n`` each, or ``counts[i]`` for prompt ``i``.
 
     ``temperature <= 0`` is greedy: one row per prompt, repeated. ``prefix_cache`` resumes prompts from
-    earlier calls' KV caches (see the module docstring). Returns one list of :class:`RawSample` per prompt.
+    earlier calls' KV caches (see the module docstring). ``fused`` decodes with the fused step of
+    :mod:`~agentrm_gym.agents.decode` where the model supports it (the same logits, bit for bit; ``False``:
+    always through ``model.forward``). Returns one list of :class:`RawSample` per prompt.
     """
     import torch
+
+    from agentrm_gym.agents.decode import FusedDecoding, fused_decoder
 
     if not prompt_ids:
         return []
@@ -305,22 +362,25 @@ def sample_continuations(
     want = list(counts) if counts is not None else [n] * len(prompt_ids)
     reps = [1 if greedy else k for k in want]
     rows = sum(reps)
+    if not rows:
+        return [[] for _ in prompt_ids]
     tokens: list[list[int]] = [[] for _ in range(rows)]
     logps: list[list[float]] = [[] for _ in range(rows)]
     stopped = [False] * rows
     starters = stop_start_ids(tokenizer, stop) if stop else None
     last_starter = [-STOP_WINDOW - 1] * rows  # position of each row's newest token holding a stop's first char
-    cache_kw = _cache_kwarg(model)
     if prefix_cache is not None:
         prefix_cache.check(model)
+    decoder = fused_decoder(model) if fused else None
     with torch.inference_mode():
-        logits, cache, mask, positions = _encode(model, prompt_ids, pad, device, prefix_cache)
-        if rows != len(prompt_ids):
-            expand = torch.tensor([i for i, k in enumerate(reps) for _ in range(k)], dtype=torch.long)
-            cache.batch_select_indices(expand.to(device))
-            logits, mask, positions = logits[expand.to(device)], mask[expand], positions[expand]
-        mask = mask.to(device)
-        next_pos = positions.to(device)
+        logits, cache, mask, positions = _encode(model, prompt_ids, pad, device, prefix_cache, decoder,
+                                                 max_new_tokens)
+        expand = torch.tensor([i for i, k in enumerate(reps) for _ in range(k)], dtype=torch.long, device=device)
+        if decoder is not None:
+            decoding: Any = FusedDecoding(decoder, cache, mask, positions, expand, max_new_tokens)
+        else:
+            decoding = _ModuleDecoding(model, cache, mask, positions, expand, device)
+        logits = logits[expand]
         active = list(range(rows))  # row index of each batch slot
         for _ in range(max_new_tokens):
             logp_all = torch.log_softmax(logits, dim=-1)
@@ -350,15 +410,10 @@ def sample_continuations(
                 break
             if len(keep) < len(active):
                 index = torch.tensor(keep, dtype=torch.long, device=device)
-                cache.batch_select_indices(index)
-                mask, next_pos, chosen = mask[index], next_pos[index], chosen[index]
+                decoding.select(index)
+                chosen = chosen[index]
                 active = [active[s] for s in keep]
-            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], dim=1)
-            out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_pos,
-                        use_cache=True, **{cache_kw: cache})
-            cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None) or cache
-            logits = out.logits[:, -1, :].float()
-            next_pos = next_pos + 1
+            logits = decoding.step(chosen)
     samples = [RawSample(tokens[r], logps[r], stopped[r]) for r in range(rows)]
     out, start = [], 0
     for k, w in zip(reps, want, strict=True):

@@ -2,7 +2,8 @@
 
 **Rollouts.** Each iteration takes ``groups`` train task ids and plays ``group_size`` episodes of each, all
 in lockstep: one batched call of the policy's sampler a step (:class:`~agentrm_gym.agents.hf.HFGenerator`,
-the KV-cache sampler of evaluation; identical prompts are encoded once), through the policy's own prompt
+the KV-cache sampler of evaluation; identical prompts are encoded once; a GPT-2 policy decodes with the
+fused step of :mod:`~agentrm_gym.agents.decode` unless ``fused_decode`` is off), through the policy's own prompt
 builder (the pipeline's :class:`~agentrm_gym.agents.prompts.CompactPromptBuilder` for a run's SFT policy) and
 parser. Every turn keeps its prompt token ids, its completion token ids and their log-probs under the
 sampling policy (the "old" log-probs of the PPO ratio).
@@ -85,6 +86,8 @@ class RLConfig:
     alarm_min_drop: float = _f(0.02, "least fall of mean oracle progress for the alarm")
     stop_on_hacking: bool = _f(False, "stop the run when the alarm fires")
     checkpoint_every: int = _f(1, "iterations between checkpoints")
+    fused_decode: bool = _f(True, "rollouts decode with the fused GPT-2 step (agents/decode.py; the same tokens); "
+                                  "off: through the model's forward")
     seed: int = _f(0, "seed of task order, sampling and minibatches")
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +212,15 @@ class PolicyGradientTrainer:
         cfg, engine = self.cfg, self.policy.engine
         self.policy.seed(episode_seed(cfg.seed, iteration, 0))
         max_prompt = max(1, engine.context_length - self.policy.max_new_tokens)
+        fused, engine.fused = engine.fused, cfg.fused_decode
+        try:
+            return self._play(iteration, engine, max_prompt)
+        finally:
+            engine.fused = fused
+
+    def _play(self, iteration: int, engine: Any, max_prompt: int) -> list[Episode]:
+        """:meth:`rollout`'s episodes, sampled by ``engine`` (prompts cut to ``max_prompt`` tokens)."""
+        cfg = self.cfg
         episodes, envs, limits = [], [], []
         slots: dict[str, int] = {}
         for task, task_id in self.batch_jobs(iteration):
