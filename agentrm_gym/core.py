@@ -14,7 +14,7 @@ A task subclasses :class:`TextEnv` and writes its world through a few hooks:
   :meth:`TextEnv.distance_to_goal` (steps left), which RM evaluation turns into labelled comparisons;
 * optionally :meth:`TextEnv.perturbation_table` - the task's renamed grammar and goal paraphrases, which
   the ``perturbation`` kwarg (0..4) applies as a translation layer around these hooks
-  (:mod:`agentrm_gym.envs.perturb`).
+  (:mod:`agentrm_gym.perturbation`).
 
 The base class carries what all tasks share: the info keys, the monotone progress rate with
 reward = its increase, the ``check valid actions`` meta-action, non-raising handling of any input, seeding,
@@ -171,7 +171,7 @@ class TextEnv(gym.Env[str, str]):
             ``"rgb_array"`` (stable-baselines3's ``make_vec_env`` default) is accepted with a warning and
             means no rendering: ``render_mode`` becomes ``None`` and ``render()`` still returns the text.
         perturbation: 0 (the task as is) to 4: renamed action grammar (1), reworded goals (2), both (3),
-            both plus another one-shot example (4); see :mod:`agentrm_gym.envs.perturb`.
+            both plus another one-shot example (4); see :mod:`agentrm_gym.perturbation`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
@@ -184,7 +184,7 @@ class TextEnv(gym.Env[str, str]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        from agentrm_gym.envs.perturb import install_hooks
+        from agentrm_gym.perturbation import install_hooks
 
         install_hooks(cls)  # the perturbation layer (a call straight through at level 0)
 
@@ -214,7 +214,7 @@ class TextEnv(gym.Env[str, str]):
         return (_rebuild_env, (type(self), args, kwargs, state, self.spec))
 
     def __init__(self, split: str = "train", render_mode: str | None = None, perturbation: int = 0):
-        from agentrm_gym.envs.perturb import PerturbationState, check_level
+        from agentrm_gym.perturbation import PerturbationState, check_level
 
         self.perturbation = check_level(perturbation)
         if self.perturbation and type(self).perturbation_table is TextEnv.perturbation_table:
@@ -294,7 +294,7 @@ class TextEnv(gym.Env[str, str]):
         return None
 
     def perturbation_table(self) -> Any:
-        """The task's :class:`~agentrm_gym.envs.perturb.Perturbation` (renamed grammar, goal paraphrases) for
+        """The task's :class:`~agentrm_gym.perturbation.Perturbation` (renamed grammar, goal paraphrases) for
         ``perturbation >= 1``, or ``None`` where the task has none (then only level 0 exists)."""
         return None
 

@@ -18,7 +18,7 @@ import pytest
 
 from agentrm_gym import checker
 from agentrm_gym.core import restore, snapshot
-from agentrm_gym.envs.perturb import LEVELS, Perturbation, check_level, template_regex
+from agentrm_gym.perturbation import LEVELS, Perturbation, check_level, template_regex
 from agentrm_gym.registry import TASKS, TaskSpec
 
 from .conftest import require_task, spec_params

@@ -95,7 +95,7 @@ def oracle_example(task: str, max_steps: int = 12, candidates: int = 8, perturba
 
     The first of the first ``candidates`` train tasks that the oracle solves within ``max_steps`` is used
     (else the first one, cut at ``max_steps``). Returns ``None`` when the task's env is not available.
-    With ``perturbation`` (1..4, :mod:`agentrm_gym.envs.perturb`) the example is played in that variant, so
+    With ``perturbation`` (1..4, :mod:`agentrm_gym.perturbation`) the example is played in that variant, so
     it speaks its grammar and goals; level 4 changes the example itself: the train tasks after those
     ``candidates`` (another task, another oracle trajectory).
     """
@@ -125,7 +125,7 @@ def oracle_example(task: str, max_steps: int = 12, candidates: int = 8, perturba
 def _build_oracle_example(task: str, max_steps: int, candidates: int, perturbation: int = 0) -> Trajectory | None:
     from agentrm_gym.agents.runner import oracle_trajectory
     from agentrm_gym.core import AgentRMGymError
-    from agentrm_gym.envs.perturb import changes_example
+    from agentrm_gym.perturbation import changes_example
     from agentrm_gym.registry import make
 
     try:
@@ -157,7 +157,7 @@ class PromptBuilder:
         count: how a rendered prompt is measured (``len`` = characters; pass a token counter for tokens).
         examples: explicit examples by task name (instead of the oracle's), e.g. for tests.
         cut_step: turns are left out in multiples of this many (``1``: as few as fit the budget).
-        perturbation: the env variant the prompts are for (``agentrm_gym.envs.perturb``, the env's
+        perturbation: the env variant the prompts are for (``agentrm_gym.perturbation``, the env's
             ``info["perturbation"]``): the example is played in it (level 4: another train task's).
     """
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
-from agentrm_gym.envs.perturb import Perturbation
+from agentrm_gym.perturbation import Perturbation
 
 if TYPE_CHECKING:
     from agentrm_gym.trajectory import AgentState
@@ -139,7 +139,7 @@ class MazeEnv(TextEnv):
     ## Arguments
     ``split`` ("train" or "test"), ``num_train`` (number of generated train tasks), ``max_size``,
     ``perturbation`` (0..4: ``move up`` becomes ``go north`` etc., reworded goals; see
-    :mod:`agentrm_gym.envs.perturb`).
+    :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version.

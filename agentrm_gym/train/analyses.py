@@ -25,9 +25,15 @@ import numpy as np
 
 from agentrm_gym.files import write_json_atomic, write_text_atomic
 
-#: The analyses of ``agentrm analyze`` (name -> what it measures).
+#: The analyses of ``agentrm analyze`` (name -> what it measures); the functions are :data:`RUNNERS`.
 ANALYSES = {"state-ablation": "RM CV without thoughts / observations / statistics, and a pairwise head",
-            "data-scaling": "RM CV against the share of training groups used"}
+            "data-scaling": "RM CV against the share of training groups used",
+            "bon-scaling": "Best-of-N for N = 1..16 (RM, heuristic, oracle) and beam widths, on test episodes",
+            "heatmap": "RM and SFT policy trained on one held-in task, evaluated on all nine",
+            "perturbation": "RM-guided search vs the policy alone under instruction perturbations",
+            "weak-to-strong": "the RM's Best-of-5 gain on policies it never saw (larger SFT, noisy oracle)",
+            "labels": "MCTS vs TD vs MC value labels at equal env steps, held-in train data",
+            "rm-candidates": "every RM candidate's Best-of-N pick against the heuristic's, held-in train data"}
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -291,6 +297,55 @@ def _write(root: Path, name: str, result: dict[str, Any], markdown: str,
     write_text_atomic(out / f"{name}.md", markdown + png)
 
 
-#: ``agentrm analyze NAME RUN`` -> the function.
-RUNNERS: dict[str, Callable[[str | Path], dict[str, Any]]] = {"state-ablation": state_ablation,
-                                                              "data-scaling": data_scaling}
+def _bon_scaling(run: str | Path, *, size: str = "full") -> dict[str, Any]:
+    from agentrm_gym.train.analyses_search import bon_scaling
+
+    return bon_scaling(run, size=size)
+
+
+def _weak_to_strong(run: str | Path, *, size: str = "full") -> dict[str, Any]:
+    from agentrm_gym.train.analyses_search import weak_to_strong
+
+    return weak_to_strong(run, size=size)
+
+
+def _heatmap(run: str | Path, *, size: str = "full") -> dict[str, Any]:
+    from agentrm_gym.train.analyses_transfer import heatmap
+
+    return heatmap(run, size=size)
+
+
+def _labels(run: str | Path) -> dict[str, Any]:
+    from agentrm_gym.train.analyses_labels import labels
+
+    return labels(run)
+
+
+def _rm_candidates(run: str | Path) -> dict[str, Any]:
+    from agentrm_gym.train.analyses_candidates import rm_candidates
+
+    return rm_candidates(run)
+
+
+def _perturbation(run: str | Path, *, size: str = "full") -> dict[str, Any]:
+    """:func:`agentrm_gym.train.analyses_perturb.perturbation`, imported only when asked for."""
+    from agentrm_gym.core import MissingExtra
+
+    try:
+        from agentrm_gym.train.analyses_perturb import perturbation
+    except ModuleNotFoundError as exc:
+        if exc.name != "agentrm_gym.train.analyses_perturb":
+            raise
+        others = ", ".join(k for k in ANALYSES if k != "perturbation")
+        raise MissingExtra("perturbation: its module agentrm_gym/train/analyses_perturb.py is not in this install; "
+                           f"update agentrm-gym, or run another analysis ({others})") from exc
+    return perturbation(run, size=size)
+
+
+#: ``agentrm analyze NAME RUN`` -> the function. Those with a ``size`` keyword (``smoke`` | ``full``) get
+#: ``--size``; the others have one size.
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {"state-ablation": state_ablation, "data-scaling": data_scaling,
+                                                     "bon-scaling": _bon_scaling, "heatmap": _heatmap,
+                                                     "perturbation": _perturbation,
+                                                     "weak-to-strong": _weak_to_strong, "labels": _labels,
+                                                     "rm-candidates": _rm_candidates}

@@ -3,7 +3,7 @@
 AgentRM perturbs ALFWorld's action and goal wording: RM-guided search loses 2.1 points, fine-tuned policies
 25.6 and 30.3. :func:`perturbation` repeats the comparison on every task of a finished pipeline run, on its
 TEST split: the run's SFT policy (trained on the original wording) played on the original env (level 0) and
-on perturbed ones (``gym.make(..., perturbation=k)``, :mod:`agentrm_gym.envs.perturb`; level 3 by default:
+on perturbed ones (``gym.make(..., perturbation=k)``, :mod:`agentrm_gym.perturbation`; level 3 by default:
 renamed action grammar + reworded goals) with
 
 * ``greedy`` - the fine-tuned policy alone (temperature 0), as the evaluate stage plays it;
@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from agentrm_gym.core import AgentRMGymError, unwrap_text_env
-from agentrm_gym.envs.perturb import LEVELS, check_level
 from agentrm_gym.files import repair_jsonl, write_json_atomic
 from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
+from agentrm_gym.perturbation import LEVELS, check_level
 from agentrm_gym.train import table as tab
 from agentrm_gym.train.context import StageContext
 from agentrm_gym.trajectory import append_jsonl, read_jsonl

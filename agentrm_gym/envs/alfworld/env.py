@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
-from agentrm_gym.envs.perturb import Perturbation
+from agentrm_gym.perturbation import Perturbation
 from agentrm_gym.registry import require_extra
 
 INVALID = "Nothing happens."
@@ -100,7 +100,7 @@ class ALFWorldEnv(TextEnv):
     ``split`` ("train" or "test"), ``data_path`` (official games instead of generated ones),
     ``num_train`` (generated train games, default ALFWorld's 3553), ``perturbation`` (0..4: AgentRM's renamed
     grammar, e.g. ``move to {recep}``, ``from {recep} take {obj}``, and reworded goals; see
-    :mod:`agentrm_gym.envs.perturb`).
+    :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version.

@@ -31,7 +31,7 @@ from agentrm_gym.envs.babyai.macros import NOT_RECOGNIZED, BabyAIMacros
 from agentrm_gym.envs.babyai.oracle import BabyAIOracle
 from agentrm_gym.envs.babyai.text import BabyAIText, Pose
 from agentrm_gym.envs.babyai.verifier import fix_strict_sequences, leaf_instrs, relink_instrs
-from agentrm_gym.envs.perturb import Perturbation, word_renames
+from agentrm_gym.perturbation import Perturbation, word_renames
 
 #: ``perturbation >= 1``: every macro and primitive renamed; the words of the failure messages with them.
 _VERBS = {"toggle and go through": "open and pass through", "go through": "pass through", "go to": "walk to",
@@ -88,7 +88,7 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
     ## Arguments
     ``split`` ("train" or "test"), ``num_train_seeds`` (train seeds per level, default 40), ``perturbation``
     (0..4: renamed macros, e.g. ``walk to <obj>``, ``grab <obj>``, and reworded missions; see
-    :mod:`agentrm_gym.envs.perturb`).
+    :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version (minigrid 3.2 levels; GoToObjS6 is minigrid's ``-v1``). Strict "open X after you

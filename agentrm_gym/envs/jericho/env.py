@@ -24,7 +24,7 @@ from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
 from agentrm_gym.envs.jericho import games
-from agentrm_gym.envs.perturb import Perturbation
+from agentrm_gym.perturbation import Perturbation
 
 NOT_A_VERB = "That's not a verb I recognise."
 MAX_COMMAND_LENGTH = 200
@@ -200,7 +200,7 @@ class JerichoEnv(TextEnv):
     ``.z1``-``.z8`` story), ``goal`` (the instruction for a story file), ``subgoals`` (list of strings
     for a story file's progress), ``seed`` handling: Jericho's RNG is seeded with a fixed value per game.
     ``perturbation`` (0..4: renamed commands, e.g. ``walk north``, ``grab X``, and reworded objectives; see
-    :mod:`agentrm_gym.envs.perturb`).
+    :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version (jericho 3.3, textworld 1.7).

@@ -14,7 +14,7 @@ from agentrm_gym.envs.pddl.generators import DOMAINS, TEST_COUNTS, generate
 from agentrm_gym.envs.pddl.parser import Domain, Problem
 from agentrm_gym.envs.pddl.planner import oracle_for
 from agentrm_gym.envs.pddl.render import HAND_FIRST_ACTIONS, domain_family
-from agentrm_gym.envs.perturb import Perturbation
+from agentrm_gym.perturbation import Perturbation
 
 LOOK_AROUND = "look around"
 GOAL_REACHED = " The goal is satisfied."
@@ -178,7 +178,7 @@ class PDDLEnv(TextEnv):
     (or a list of them) to play instead of the built-in problems. ``domains``: restrict the built-in
     problems to some of "gripper", "blockworld", "barman", "tyreworld". ``num_train``: train problems
     per domain (default 1000). ``perturbation`` (0..4: renamed operators, e.g. ``raise b1``,
-    ``place-on b1 b2``, and reworded goals; see :mod:`agentrm_gym.envs.perturb`).
+    ``place-on b1 b2``, and reworded goals; see :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version.

@@ -15,7 +15,6 @@ from collections import OrderedDict
 from typing import Any
 
 from agentrm_gym.core import MissingExtra, StepOutcome, TextEnv, UnknownTask
-from agentrm_gym.envs.perturb import Perturbation
 from agentrm_gym.envs.sciworld.gold import ScienceWorldGold
 from agentrm_gym.envs.sciworld.jvm import ScienceWorldSimulator, valid_action_combinations
 from agentrm_gym.envs.sciworld.tasks import (
@@ -26,6 +25,7 @@ from agentrm_gym.envs.sciworld.tasks import (
     simplifications_for,
 )
 from agentrm_gym.envs.sciworld.text import NO_MATCH, canonical_observation, normalize_command, send_command
+from agentrm_gym.perturbation import Perturbation
 
 #: Commands that would restart the episode behind the env's back.
 BLOCKED_COMMANDS = ("reset task",)
@@ -114,7 +114,7 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
     ``True``): ``False`` leaves ``info["admissible_actions"]`` ``None`` and lists valid actions only when
     ``admissible_actions()`` (or a garbage command's validity check) asks, for agents that do not read
     the list: listing them is about 5/6 of a step's JVM time. ``perturbation`` (0..4: renamed templates, e.g.
-    ``walk to LOC``, ``concentrate on OBJ``, and reworded task descriptions; see :mod:`agentrm_gym.envs.perturb`).
+    ``walk to LOC``, ``concentrate on OBJ``, and reworded task descriptions; see :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version (scienceworld 1.2.3).

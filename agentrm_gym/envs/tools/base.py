@@ -15,11 +15,11 @@ import re
 from typing import Any, ClassVar
 
 from agentrm_gym.core import StepOutcome, TextEnv, UnknownTask
-from agentrm_gym.envs.perturb import Perturbation, Phrase
 from agentrm_gym.envs.tools.calls import FORMAT_HINT, canonical_call, format_call, parse_action
 from agentrm_gym.envs.tools.knowledge import Knowledge
 from agentrm_gym.envs.tools.schema import Tool, ToolError, check_args, clip
 from agentrm_gym.envs.tools.toolset import ToolSet
+from agentrm_gym.perturbation import Perturbation, Phrase
 
 #: Most actions in the admissible list, and most dry runs spent building it.
 ADMISSIBLE_CAP = 60
@@ -105,7 +105,7 @@ class ToolEnv(TextEnv):
     """
 
     toolsets: ClassVar[dict[str, type[ToolSet]]] = {}
-    #: The goal paraphrases of ``perturbation >= 2`` (see :mod:`agentrm_gym.envs.perturb`).
+    #: The goal paraphrases of ``perturbation >= 2`` (see :mod:`agentrm_gym.perturbation`).
     perturbation_goals: ClassVar[tuple[Phrase, ...]] = ()
     perturbation_goal_frame: ClassVar[str] = "Your goal: {goal}"
     invalid_action_message = "Error: the action is not valid. " + FORMAT_HINT

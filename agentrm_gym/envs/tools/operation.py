@@ -103,7 +103,7 @@ class ToolOperationEnv(ToolEnv):
     ## Arguments
     ``split`` ("train" or "test"), ``num_train`` (train tasks per tool set), ``toolsets`` (sets to use),
     ``perturbation`` (0..4: renamed tools, e.g. ``load_sheet``, ``submit``, and reworded goals; see
-    :mod:`agentrm_gym.envs.perturb`).
+    :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version; admissible actions built from seen entities only (they used to list the gold

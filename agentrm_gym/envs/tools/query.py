@@ -125,7 +125,7 @@ class ToolQueryEnv(ToolEnv):
     ## Arguments
     ``split`` ("train" or "test"), ``num_train`` (train tasks per tool set), ``toolsets`` (the sets to use),
     ``seed`` (the database generation seed), ``perturbation`` (0..4: renamed tools, e.g. ``fetch_movie_cast``,
-    ``submit``, and reworded questions; see :mod:`agentrm_gym.envs.perturb`).
+    ``submit``, and reworded questions; see :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version; admissible actions built from seen entities only (they used to list the gold

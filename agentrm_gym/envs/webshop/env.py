@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from agentrm_gym.core import StepOutcome, TextEnv
-from agentrm_gym.envs.perturb import Perturbation
 from agentrm_gym.envs.webshop.catalogue import (
     DEFAULT_NUM_PRODUCTS,
     DEFAULT_SEED,
@@ -31,6 +30,7 @@ from agentrm_gym.envs.webshop.pages import (
     sub_page,
 )
 from agentrm_gym.envs.webshop.reward import Goal, best_options, purchase_reward
+from agentrm_gym.perturbation import Perturbation
 
 _ACTION_RE = re.compile(r"(search|click)\[(.*)\]", re.IGNORECASE | re.DOTALL)
 MAX_QUERY_CHARS = 500
@@ -92,7 +92,7 @@ class WebShopEnv(TextEnv):
     WebShop's own is 1,180,000; above 10,000 bulk-built and searched top-k, see :mod:`.catalogue`),
     ``catalogue_seed``,
     ``goal_seed``, ``num_train`` (train goals, default 5,000), ``perturbation`` (0..4: ``find[...]`` /
-    ``select[...]`` instead of ``search[...]`` / ``click[...]``, reworded goals; :mod:`agentrm_gym.envs.perturb`).
+    ``select[...]`` instead of ``search[...]`` / ``click[...]``, reworded goals; :mod:`agentrm_gym.perturbation`).
 
     ## Version History
     v0: initial version.
