@@ -188,3 +188,15 @@ def test_weak_to_strong_smoke(smoke_run: Path) -> None:
     cfg = load_config(smoke_run / "config.json")
     variant = json.loads((smoke_run / "analysis" / "weak_to_strong" / "policy" / "variant.json").read_text())
     assert (variant["n_layer"], variant["n_embd"]) == (2 * cfg.n_layer, 2 * cfg.n_embd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["labels", "rm-candidates"])
+def test_issue21_analyses_need_two_held_in_tasks(smoke_run: Path, name: str) -> None:
+    from typer.testing import CliRunner
+
+    from agentrm_gym.cli import app
+
+    res = CliRunner().invoke(app, ["analyze", name, str(smoke_run)])  # the smoke preset holds out all but Maze
+    assert res.exit_code != 0
+    assert "at least two held-in tasks" in res.output

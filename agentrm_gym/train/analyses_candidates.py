@@ -57,11 +57,12 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
     from agentrm_gym.rm.format import RMFormat
     from agentrm_gym.rm.heuristic import repeated_actions
     from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, group_ranking_metrics, text_stats
-    from agentrm_gym.train.analyses_labels import _embeddings, label_sets
+    from agentrm_gym.train.analyses_labels import _embeddings, label_sets, require_two_tasks
 
     started = time.time()
     root = Path(run)
     cfg, pairs, card = _run(root)
+    require_two_tasks([p for p in pairs if p["source"] == "group"], "rm-candidates")
     fmt = RMFormat(style=cfg.rm_text)
     alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
     rollouts = label_sets(root, cfg)[0]["mc"]

@@ -84,6 +84,14 @@ def label_sets(root: Path, cfg: Any) -> tuple[dict[str, list[dict[str, Any]]], d
     return sets, steps, group_records(groups)
 
 
+def require_two_tasks(records: list[dict[str, Any]], name: str) -> None:
+    """Leave-one-task-out needs two held-in tasks with sampled groups; say so instead of fitting on nothing."""
+    tasks = sorted({r["task"] for r in records})
+    if len(tasks) < 2:
+        raise ValueError(f"agentrm analyze {name}: leave-one-task-out needs sampled groups of at least two held-in "
+                         f"tasks (rm_tasks with explore_groups > 0); this run has {tasks or 'none'}")
+
+
 def _embeddings(root: Path, cfg: Any, card: dict[str, Any], texts: list[str]) -> dict[str, np.ndarray]:
     """Embeddings of ``texts`` by sha1, from the on-disk cache where it holds them."""
     cache = root / "analysis" / "labels_embeddings.npz"
@@ -114,6 +122,7 @@ def labels(run: str | Path) -> dict[str, Any]:
     root = Path(run)
     cfg, _, card = _run(root)
     sets, steps, evaluation = label_sets(root, cfg)
+    require_two_tasks(evaluation, "labels")
     fmt = RMFormat(style=cfg.rm_text)
     alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
     all_records = [r for rs in sets.values() for r in rs] + evaluation
