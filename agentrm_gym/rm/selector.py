@@ -42,11 +42,17 @@ def _pick(scores: np.ndarray, members: list[int], values: np.ndarray) -> float:
     return float(values[members][np.isclose(s, s.max(), rtol=0.0, atol=1e-12)].mean())
 
 
+def pick_differences(scores: np.ndarray, repeats: np.ndarray, values: np.ndarray,
+                     groups: list[list[int]]) -> np.ndarray:
+    """Per group, the value of ``scores``' pick minus the value of the heuristic's pick (ties share a pick)."""
+    heuristic = -np.asarray(repeats, dtype=np.float64)
+    return np.array([_pick(scores, m, values) - _pick(heuristic, m, values) for m in groups])
+
+
 def gain_over_heuristic(scores: np.ndarray, repeats: np.ndarray, values: np.ndarray, groups: list[list[int]],
                         seed: int = 0, resamples: int = 2000) -> dict[str, Any]:
-    """Mean over ``groups`` of the value of ``scores``' pick minus the heuristic's, with a 95% bootstrap CI."""
-    heuristic = -np.asarray(repeats, dtype=np.float64)
-    diffs = np.array([_pick(scores, m, values) - _pick(heuristic, m, values) for m in groups])
+    """Mean over ``groups`` of :func:`pick_differences`, with a 95% bootstrap CI."""
+    diffs = pick_differences(scores, repeats, values, groups)
     if not len(diffs):
         return {"mean": None, "ci": [None, None], "groups": 0}
     boot = np.random.default_rng(seed).integers(0, len(diffs), size=(resamples, len(diffs)))

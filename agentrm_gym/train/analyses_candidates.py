@@ -45,18 +45,13 @@ def repeat_stats(state: Any) -> np.ndarray:
                      (len(observations) - len(set(observations))) / 20, (len(last) - len(set(last))) / 5])
 
 
-def _pick(scores: np.ndarray, members: list[int], values: np.ndarray) -> float:
-    """The progress of the top-scored member; tied tops share the pick."""
-    s = scores[members]
-    return float(values[members][np.isclose(s, s.max(), rtol=0.0, atol=1e-12)].mean())
-
-
 def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
     """Cross-validate each candidate against the heuristic (module docstring); writes
     ``RUN/analysis/rm_candidates.{md,json,png}`` and returns the rows."""
     from agentrm_gym.rm.format import RMFormat
     from agentrm_gym.rm.heuristic import repeated_actions
     from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, group_ranking_metrics, text_stats
+    from agentrm_gym.rm.selector import gain_over_heuristic, heuristic_ties, pick_differences
     from agentrm_gym.train.analyses_labels import _embeddings, label_sets, require_two_tasks
 
     started = time.time()
@@ -77,7 +72,8 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
     y = centre_by_group(values, groups)
     tasks = np.array([r["task"] for r in records])
     is_pair = np.arange(len(records)) < len(pairs)
-    heuristic = -np.array([repeated_actions(r["state"]) for r in records], dtype=np.float64)
+    repeats = np.array([repeated_actions(r["state"]) for r in records], dtype=np.float64)
+    heuristic = -repeats
     finals: dict[str, list[int]] = {}
     for i, r in enumerate(pairs):
         if r["source"] == "group":
@@ -115,22 +111,20 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
             pred[held] = fit(train)(features[name][held])
         scores[name] = pred
     rm = scores["the run's RM"]
-    scores["heuristic, RM breaks ties"] = heuristic * 1e3 + (rm - rm.min()) / (np.ptp(rm) + 1e-12)
+    scores["heuristic, RM breaks ties"] = heuristic_ties(rm, repeats, float(rm.mean()), float(rm.std() or 1.0))
     whats = {"heuristic": "fewer repeated actions (nothing learned)",
              **{k: v[0] for k, v in candidates.items()},
              "heuristic, RM breaks ties": "the heuristic's pick; the run's RM decides among its ties"}
-    rng = np.random.default_rng(cfg.seed)
     members = list(finals.values())
     group_task = np.array([tasks[m[0]] for m in members])
     idx = [i for m in members for i in m]
     rows = []
     for name, score in scores.items():
-        diffs = np.array([_pick(score, m, values) - _pick(heuristic, m, values) for m in members])
-        boot = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
-        lo, hi = np.percentile(diffs[boot].mean(axis=1), [2.5, 97.5])
+        diffs = pick_differences(score, repeats, values, members)
+        gain = gain_over_heuristic(score, repeats, values, members, cfg.seed, resamples)
         m = group_ranking_metrics(score[idx], values[idx], [groups[i] for i in idx], list(tasks[idx]))
         rows.append({"rm": name, "what": whats[name], "task_pairwise_accuracy": m["task_pairwise_accuracy"],
-                     "bon_lift": m["bon_lift"], "vs_heuristic": float(diffs.mean()), "ci": [float(lo), float(hi)],
+                     "bon_lift": m["bon_lift"], "vs_heuristic": gain["mean"], "ci": gain["ci"],
                      "per_task": {t: float(diffs[group_task == t].mean()) for t in task_names}})
     result = {"analysis": "rm-candidates", "run": str(root), "alpha": alpha, "tasks": task_names,
               "groups": len(members), "seconds": round(time.time() - started, 1), "rows": rows}
