@@ -29,7 +29,7 @@ from agentrm_gym.envs.babyai.levels import (
 )
 from agentrm_gym.envs.babyai.macros import NOT_RECOGNIZED, BabyAIMacros
 from agentrm_gym.envs.babyai.oracle import BabyAIOracle
-from agentrm_gym.envs.babyai.text import BabyAIText, Pose
+from agentrm_gym.envs.babyai.text import BabyAIText
 from agentrm_gym.envs.babyai.verifier import fix_strict_sequences, leaf_instrs, relink_instrs
 from agentrm_gym.perturbation import Perturbation, word_renames
 
@@ -115,7 +115,10 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
         self._lost = False
         self._cache: dict[str, Any] | None = None
         self._plan_cache: dict[Any, list[str]] = {}
-        self._depths: dict[Pose, int] = {}
+        self._depths: list[int] = []
+        self._parents: list[int] = []
+        self._actions_of: list[int] = []
+        self._width = 0
         self._subgoal_total = 0
 
     # -------------------------------------------------------------- tasks

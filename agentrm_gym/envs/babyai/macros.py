@@ -10,12 +10,11 @@ gets AgentBoard's reason ("You cannot pickup red ball 1, as there is no path lea
 from __future__ import annotations
 
 import re
-from collections import deque
 from typing import Any
 
 from minigrid.core.actions import Actions
 
-from agentrm_gym.envs.babyai.text import DIR_VEC, Cell, Pose
+from agentrm_gym.envs.babyai.text import DIR_VEC, Cell
 
 PRIMITIVES = {
     "turn left": Actions.left,
@@ -42,7 +41,10 @@ class BabyAIMacros:
     env: Any
     _seen: Any
     _cache: dict[str, Any] | None
-    _depths: dict[Pose, int]
+    _depths: list[int]
+    _parents: list[int]
+    _actions_of: list[int]
+    _width: int
 
     def _macro_table(self) -> dict[str, list[int]]:
         """The admissible commands of the current state -> primitives (BFS computed once per state)."""
@@ -58,72 +60,103 @@ class BabyAIMacros:
         cell = self.env.grid.get(x, y)
         return cell is None or cell.can_overlap()
 
-    def _bfs(self) -> dict[Pose, tuple[Pose, int] | None]:
-        """Shortest primitive paths from the agent's pose to every pose over the cells seen so far."""
+    def _bfs(self) -> list[int]:
+        """Shortest primitive paths from the agent's pose to every pose over the cells seen so far.
+
+        Poses are integers ``(y * width + x) * 4 + d``; the result is the poses in the order BFS reached
+        them (forward before left before right, so ties go as they always went), with each pose's parent
+        and last action in ``self._parents`` and its number of primitives in ``self._depths``. The search
+        stops once every pose as near as the farthest target is reached (the targets: a pose facing each
+        visible object, one standing in each visible open door), since macros ask for nothing else.
+        """
         env = self.env
         width, height, cells, seen = env.width, env.height, env.grid.grid, self._seen
-        start = (int(env.agent_pos[0]), int(env.agent_pos[1]), int(env.agent_dir))
-        parent: dict[Pose, tuple[Pose, int] | None] = {start: None}
-        depth = {start: 0}
-        passable: dict[Cell, bool] = {}  # _passable, asked once per cell rather than once per pose
+        ax, ay, ad = int(env.agent_pos[0]), int(env.agent_pos[1]), int(env.agent_dir)
+        start = (ay * width + ax) * 4 + ad
+        size = width * height * 4
+        parent = [-2] * size  # -2: not reached; -1: the start
+        action_of = [0] * size
+        depth = [0] * size
+        parent[start] = -1
+        # cell -> one step forward in each direction (-1: off the grid or not passable), asked lazily
+        step_to: list[int | None] = [None] * (width * height)
         forward, left, right = int(Actions.forward), int(Actions.left), int(Actions.right)
-        queue = deque([start])
-        while queue:
-            pose = queue.popleft()
-            x, y, d = pose
-            dx, dy = DIR_VEC[d]
+        face: set[int] = set()  # cells to face / to stand in, not yet reached
+        arrive: set[int] = set()
+        for _, (x, y), obj in self._cache["objects"]:  # type: ignore[index]
+            face.add(y * width + x)
+            if obj.type == "door" and obj.is_open:
+                arrive.add(y * width + x)
+        order = [start]
+        head = 0
+        limit = 1 << 30 if face else 0  # the depth at which the last target was reached
+        while head < len(order):
+            pose = order[head]
+            head += 1
+            cell, d = pose >> 2, pose & 3
+            if face or arrive:
+                arrive.discard(cell)
+                dx, dy = DIR_VEC[d]
+                x, y = cell % width + dx, cell // width + dy
+                if 0 <= x < width and 0 <= y < height:
+                    face.discard(y * width + x)
+                if not (face or arrive):
+                    limit = depth[pose]
+            if depth[pose] >= limit:
+                break
             n = depth[pose] + 1
-            nxt = (x + dx, y + dy, d)
-            if nxt not in parent:
-                cell = (nxt[0], nxt[1])
-                ok = passable.get(cell)
+            dx, dy = DIR_VEC[d]
+            x, y = cell % width + dx, cell // width + dy
+            if 0 <= x < width and 0 <= y < height:
+                target = y * width + x
+                ok = step_to[target]
                 if ok is None:
-                    cx, cy = cell
-                    ok = 0 <= cx < width and 0 <= cy < height and bool(seen[cx, cy])
-                    if ok:
-                        obj = cells[cy * width + cx]
-                        ok = obj is None or obj.can_overlap()
-                    passable[cell] = ok
-                if ok:
-                    parent[nxt] = (pose, forward)
-                    depth[nxt] = n
-                    queue.append(nxt)
-            for action, turned in ((left, (x, y, (d - 1) % 4)), (right, (x, y, (d + 1) % 4))):
-                if turned not in parent:
-                    parent[turned] = (pose, action)
-                    depth[turned] = n
-                    queue.append(turned)
-        self._depths = depth
-        return parent
+                    obj = cells[target]
+                    ok = 1 if bool(seen[x, y]) and (obj is None or obj.can_overlap()) else 0
+                    step_to[target] = ok
+                nxt = target * 4 + d
+                if ok and parent[nxt] == -2:
+                    parent[nxt], action_of[nxt], depth[nxt] = pose, forward, n
+                    order.append(nxt)
+            base = cell * 4
+            for action, turned in ((left, base + (d - 1) % 4), (right, base + (d + 1) % 4)):
+                if parent[turned] == -2:
+                    parent[turned], action_of[turned], depth[turned] = pose, action, n
+                    order.append(turned)
+        self._parents, self._actions_of, self._depths, self._width = parent, action_of, depth, width
+        return order
 
-    def _nearest_poses(self, arrive: bool) -> dict[Cell, Pose]:
-        """Per cell, the pose of fewest primitives (then the smallest) that stands on it (``arrive``) or faces it."""
+    def _nearest_poses(self, arrive: bool) -> dict[Cell, int]:
+        """Per cell, the pose of fewest primitives (then the smallest ``(x, y, d)``) that stands on it
+        (``arrive``) or faces it."""
         key = "arrive" if arrive else "face"
         table = self._cache.get(key)  # type: ignore[union-attr]
         if table is None:
-            table = {}
-            depths = self._depths
+            table, best_key = {}, {}
+            depths, width = self._depths, self._width
             for pose in self._cache["bfs"]:  # type: ignore[index]
-                x, y, d = pose
-                cell = (x, y) if arrive else (x + DIR_VEC[d][0], y + DIR_VEC[d][1])
-                best = table.get(cell)
-                if best is None or (depths[pose], pose) < (depths[best], best):
-                    table[cell] = pose
+                cell, d = pose >> 2, pose & 3
+                x, y = cell % width, cell // width
+                if not arrive:
+                    x, y = x + DIR_VEC[d][0], y + DIR_VEC[d][1]
+                rank = (depths[pose], cell % width, cell // width, d)
+                old = best_key.get((x, y))
+                if old is None or rank < old:
+                    table[(x, y)], best_key[(x, y)] = pose, rank
             self._cache[key] = table  # type: ignore[index]
         return table
 
     def _path(self, target: Cell, arrive: bool) -> list[int] | None:
         """Primitives that reach ``target`` (``arrive``) or face it; ``None`` when there is no path."""
-        parent = self._cache["bfs"]  # type: ignore[index]
         best = self._nearest_poses(arrive).get(target)
         if best is None:
             return None
+        parents, actions = self._parents, self._actions_of
         path = []
-        node = parent[best]
-        while node is not None:
-            prev, action = node
-            path.append(action)
-            node = parent[prev]
+        node = best
+        while parents[node] >= 0:
+            path.append(actions[node])
+            node = parents[node]
         return path[::-1]
 
     def _macros(self) -> dict[str, list[int]]:
