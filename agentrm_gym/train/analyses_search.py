@@ -34,11 +34,12 @@ from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
 GROUP_LABELS = {"held_in": "held-in", "held_out": "held-out", "all": "all"}
 
-#: ``size`` of :func:`bon_scaling`: candidates per episode, test episodes per task (0: the run's
-#: ``eval_episodes``, 30 where that is all), beam widths and their episodes per task.
+#: ``size`` of :func:`bon_scaling`: candidates per episode, test episodes per task (a subset of the run's
+#: evaluation ids; 0: all of them), beam widths and their episodes per task. ``full`` plays 12 of the demo's
+#: 30 ids per task: Best-of-16 costs about 3x a Best-of-5 episode, and all 30 took over an hour on 2 cores.
 BON_SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"n": 4, "episodes": 2, "beams": ("1x2", "2x2"), "beam_episodes": 1},
-    "full": {"n": 16, "episodes": 0, "beams": ("1x3", "2x3", "3x3"), "beam_episodes": 4},
+    "full": {"n": 16, "episodes": 12, "beams": ("1x3", "2x3", "3x3"), "beam_episodes": 3},
 }
 #: ``size`` of :func:`weak_to_strong`: test episodes per task (a subset of the run's evaluation ids; 0: all
 #: of them), noise levels of the oracle, and the factor on the run's layers, width and heads of the larger
