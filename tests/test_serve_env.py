@@ -222,6 +222,28 @@ def test_api_key_required_on_http_and_websocket():
             env.close()
 
 
+def test_env_kwargs_carry_a_perturbation_level_to_the_served_env():
+    from agentrm_gym.envs.remote import make_remote
+    from agentrm_gym.registry import make
+    from agentrm_gym.serve.env_server import EnvServer
+
+    local = make("Maze", split="test", perturbation=3)
+    with EnvServer(["Maze"], env_kwargs={"Maze": {"perturbation": 3}}) as srv:
+        env = make_remote(srv.url, "Maze", split="test")
+        try:
+            obs, info = env.reset(seed=0)
+            want_obs, want_info = local.reset(seed=0)
+            assert (obs, info["goal"]) == (want_obs, want_info["goal"])
+            assert info["admissible_actions"] == want_info["admissible_actions"]
+            assert all(a.startswith("go ") for a in info["admissible_actions"])  # the renamed grammar
+            refused = env.step("move up")  # the original wording is refused in-env, as in process
+            assert refused[:2] == local.step("move up")[:2]
+            assert refused[4]["action_valid"] is False
+        finally:
+            env.close()
+            local.close()
+
+
 def test_session_and_snapshot_bounds_and_idle_reaping():
     import httpx
 

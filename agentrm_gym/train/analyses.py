@@ -47,6 +47,12 @@ def _run(root: Path) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     return cfg, load_pairs(root), card
 
 
+def _backbone(root: Path, cfg: Any, card: dict[str, Any]) -> str:
+    """The run's RM encoder: its copy in ``rm/encoder``, else the card's or the config's backbone."""
+    path = root / "rm" / "encoder"
+    return str(path) if (path / "config.json").exists() else str(card.get("backbone") or cfg.rm_backbone)
+
+
 def _embed(root: Path, cfg: Any, card: dict[str, Any], texts: list[str]) -> np.ndarray:
     """The chosen encoder's embeddings of ``texts`` (the RM's copy in ``rm/encoder``, else ``rm_backbone``)."""
     from agentrm_gym.rm.backbones import _quiet_transformers
@@ -54,9 +60,7 @@ def _embed(root: Path, cfg: Any, card: dict[str, Any], texts: list[str]) -> np.n
     from agentrm_gym.rm.pooled import PooledValueRewardModel, load_encoder
 
     _quiet_transformers()
-    path = root / "rm" / "encoder"
-    backbone = str(path) if (path / "config.json").exists() else (card.get("backbone") or cfg.rm_backbone)
-    encoder, tok = load_encoder(backbone)
+    encoder, tok = load_encoder(_backbone(root, cfg, card))
     rm = PooledValueRewardModel(encoder, tok, np.zeros(int(encoder.config.hidden_size)), 0.0,
                                 RMFormat(style=cfg.rm_text), int(card.get("max_length") or cfg.rm_max_length))
     return rm.embed_texts(texts, progress=True).astype(np.float64)

@@ -13,9 +13,12 @@ The candidates: the run's RM (its encoder's embedding + the four trajectory stat
 group-centred values at its alpha); the same with four repeat statistics added (repeated actions,
 repeated action-observation pairs, repeated observations, repeats among the last five actions); a
 within-group Bradley-Terry head on those features; the RM trained on its pairs plus every prefix of the
-MCTS rollouts valued by Monte-Carlo returns; the heuristic with the RM breaking its ties; and the encoder
-alone. Writes ``RUN/analysis/rm_candidates.{json,md,png}``; embeddings share the cache of
-``agentrm analyze labels`` (``RUN/analysis/labels_embeddings.npz``).
+MCTS rollouts valued by Monte-Carlo returns; the heuristic with the RM breaking its ties; the encoder
+alone; and the encoder fine-tuned (its top layer and a head on it and the eight statistics, within-group
+Bradley-Terry, :mod:`agentrm_gym.rm.finetune`; one fine-tuning per left-out task, ~1-5 min each on 2 cores).
+Writes ``RUN/analysis/rm_candidates.{json,md,png}``; embeddings share the cache of ``agentrm analyze labels``
+(``RUN/analysis/labels_embeddings.npz``), the fine-tuned scores are cached in
+``RUN/analysis/rm_candidates_finetuned.npz``.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agentrm_gym.train.analyses import _acc, _run, _write, fit_pairwise
+from agentrm_gym.rm.finetune import FinetuneConfig
+from agentrm_gym.train.analyses import _acc, _backbone, _run, _write, fit_pairwise
 
+#: The fine-tuned encoder candidate's settings (:class:`~agentrm_gym.rm.finetune.FinetuneConfig`).
+FINETUNE = FinetuneConfig()
 #: The extra statistics of the ``+ repeats`` candidate, in order.
 REPEAT_NAMES = ("repeated_actions_over_20", "repeated_action_observations_over_20", "repeated_observations_over_20",
                 "repeats_in_last_5")
@@ -110,10 +117,16 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
             held = tasks == task
             pred[held] = fit(train)(features[name][held])
         scores[name] = pred
+    n = len(pairs)  # the rollouts only train the "+ rollout prefixes" candidate: not encoded again here
+    scores["fine-tuned encoder"] = np.concatenate([
+        _finetuned(root, card, cfg, texts[:n], np.hstack([s, rep])[:n], values[:n], groups[:n], tasks[:n], task_names),
+        np.zeros(len(records) - n)])
     rm = scores["the run's RM"]
     scores["heuristic, RM breaks ties"] = heuristic_ties(rm, repeats, float(rm.mean()), float(rm.std() or 1.0))
     whats = {"heuristic": "fewer repeated actions (nothing learned)",
              **{k: v[0] for k, v in candidates.items()},
+             "fine-tuned encoder": f"the encoder's top {FINETUNE.layers} layer(s) + a head on it and the 8 statistics, "
+                                   "trained with a within-group Bradley-Terry loss",
              "heuristic, RM breaks ties": "the heuristic's pick; the run's RM decides among its ties"}
     members = list(finals.values())
     group_task = np.array([tasks[m[0]] for m in members])
@@ -130,6 +143,32 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
               "groups": len(members), "seconds": round(time.time() - started, 1), "rows": rows}
     _write(root, "rm_candidates", result, _markdown(result), _plot)
     return result
+
+
+def _finetuned(root: Path, card: dict[str, Any], cfg: Any, texts: list[str], features: np.ndarray, values: np.ndarray,
+               groups: list[Any], tasks: np.ndarray, task_names: list[str]) -> np.ndarray:
+    """Leave-one-task-out scores of the fine-tuned encoder (:mod:`agentrm_gym.rm.finetune`), one fine-tuning per
+    held-in task left out; cached in ``RUN/analysis/rm_candidates_finetuned.npz`` by the texts and settings."""
+    from agentrm_gym.rm.finetune import GroupPreferenceFinetuner
+    config = replace(FINETUNE, max_length=int(card.get("max_length") or cfg.rm_max_length))
+    key = hashlib.sha1(repr((config, texts, values.tolist(), groups, task_names)).encode("utf-8")).hexdigest()
+    cache = root / "analysis" / "rm_candidates_finetuned.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                return z["scores"]
+    from agentrm_gym.rm.pooled import load_encoder
+
+    encoder, tok = load_encoder(_backbone(root, cfg, card))
+    tuner = GroupPreferenceFinetuner(encoder, tok, config)
+    tuner.prepare(texts, progress=True)
+    pred = np.zeros(len(texts))
+    for task in task_names:
+        held = tasks == task
+        pred[held] = tuner.fit_score(features, values, groups, tasks != task, held, progress=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=np.array(key), scores=pred)
+    return pred
 
 
 def _markdown(result: dict[str, Any]) -> str:
