@@ -15,7 +15,8 @@ as skipped; an env that fails to construct or step is reported in the table, not
   snapshot, i.e. what restore would cost without a native state.
 
 It also steps raw minigrid (random primitive actions on the same BabyAI levels) and prints the ratio of
-raw minigrid to BabyAI text-env steps/s: the cost of the text layer (rendering, BFS macros, admissible list).
+raw minigrid to BabyAI text-env steps/s: the cost of the text layer (rendering, BFS macros, admissible list);
+TextWorld's own ``PddlEnv`` on the same ALFWorld games; and the upstream ScienceWorld simulator.
 """
 
 from __future__ import annotations
@@ -122,6 +123,29 @@ def raw_minigrid_steps_per_s(steps: int) -> float:
             env = envs[levels[k % len(levels)]]
             with contextlib.redirect_stdout(io.StringIO()):
                 env.reset(seed=TEST_SEEDS[k % len(TEST_SEEDS)])
+    return steps / (time.perf_counter() - start)
+
+
+def upstream_alfworld_steps_per_s(steps: int) -> float:
+    """TextWorld's own ``PddlEnv`` (the engine alfworld plays its games with) on the same test games: random
+    admissible commands (it lists them each step, as ours does), a new game every 30 steps."""
+    import textworld
+    from textworld.envs.pddl import PddlEnv
+
+    from agentrm_gym.envs.alfworld.env import ALFWorldEnv
+
+    base = ALFWorldEnv(split="test")
+    paths = [str(base._game_path(t)) for t in base.task_ids("test")[:20]]
+    env = PddlEnv(textworld.EnvInfos(admissible_commands=True, won=True))
+    rng = random.Random(0)
+    start = time.perf_counter()
+    env.load(paths[0])
+    state = env.reset()
+    for n in range(1, steps + 1):
+        state, _, done = env.step(rng.choice(state["admissible_commands"]))
+        if done or n % 30 == 0:
+            env.load(paths[(n // 30) % len(paths)])
+            state = env.reset()
     return steps / (time.perf_counter() - start)
 
 
@@ -260,6 +284,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
         print(f"BabyAI text steps/s vs raw minigrid steps/s: x{babyai.steps_per_s / raw:.2f}; a text step runs "
               f"{per_step:.2f} primitives, so per primitive the text env runs at x{babyai.steps_per_s * per_step / raw:.2f} "
               "of raw minigrid")
+    alfworld = next((r for r in rows if r.env_id == "agentrm/ALFWorld-v0" and r.steps_per_s), None)
+    if alfworld is not None:
+        upstream = upstream_alfworld_steps_per_s(max(60, args.steps // 5))
+        print(f"\nTextWorld's own PddlEnv on the same ALFWorld games (random admissible commands, listed every step): "
+              f"{upstream:.1f} steps/s; ours {alfworld.steps_per_s:.0f} steps/s = x{alfworld.steps_per_s / upstream:.0f}")
     sciworld = next((r for r in rows if r.env_id == "agentrm/ScienceWorld-v0" and r.steps_per_s), None)
     if sciworld is not None:
         n = max(20, args.steps // 5)
