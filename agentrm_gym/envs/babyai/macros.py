@@ -54,12 +54,6 @@ class BabyAIMacros:
             view["actions"] = self._macros()
         return view["actions"]
 
-    def _passable(self, x: int, y: int) -> bool:
-        if not (0 <= x < self.env.width and 0 <= y < self.env.height) or not self._seen[x, y]:
-            return False
-        cell = self.env.grid.get(x, y)
-        return cell is None or cell.can_overlap()
-
     def _bfs(self) -> list[int]:
         """Shortest primitive paths from the agent's pose to every pose over the cells seen so far.
 
@@ -78,7 +72,7 @@ class BabyAIMacros:
         action_of = [0] * size
         depth = [0] * size
         parent[start] = -1
-        # cell -> one step forward in each direction (-1: off the grid or not passable), asked lazily
+        # per cell: 1 if the agent may step onto it (seen, and empty or overlappable), 0 if not; asked lazily
         step_to: list[int | None] = [None] * (width * height)
         forward, left, right = int(Actions.forward), int(Actions.left), int(Actions.right)
         face: set[int] = set()  # cells to face / to stand in, not yet reached
