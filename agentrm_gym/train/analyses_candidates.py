@@ -14,7 +14,7 @@ group-centred values at its alpha); the same with four repeat statistics added (
 repeated action-observation pairs, repeated observations, repeats among the last five actions); a
 within-group Bradley-Terry head on those features; the RM trained on its pairs plus every prefix of the
 MCTS rollouts valued by Monte-Carlo returns; the heuristic with the RM breaking its ties; the encoder
-alone; and the encoder fine-tuned (its top layer and a head on it and the eight statistics, within-group
+alone; blends of the RM's standardised value and the repeat count; and the encoder fine-tuned (its top layer and a head on it and the eight statistics, within-group
 Bradley-Terry, :mod:`agentrm_gym.rm.finetune`; one fine-tuning per left-out task, ~1-5 min each on 2 cores).
 Writes ``RUN/analysis/rm_candidates.{json,md,png}``; embeddings share the cache of ``agentrm analyze labels``
 (``RUN/analysis/labels_embeddings.npz``), the fine-tuned scores are cached in
@@ -37,6 +37,8 @@ from agentrm_gym.train.analyses import _acc, _backbone, _run, _write, fit_pairwi
 
 #: The fine-tuned encoder candidate's settings (:class:`~agentrm_gym.rm.finetune.FinetuneConfig`).
 FINETUNE = FinetuneConfig()
+#: The weights on the repeat count of the blends of the run's RM and the heuristic.
+BLENDS = (0.5, 1.0)
 #: The extra statistics of the ``+ repeats`` candidate, in order.
 REPEAT_NAMES = ("repeated_actions_over_20", "repeated_action_observations_over_20", "repeated_observations_over_20",
                 "repeats_in_last_5")
@@ -123,11 +125,16 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
         np.zeros(len(records) - n)])
     rm = scores["the run's RM"]
     scores["heuristic, RM breaks ties"] = heuristic_ties(rm, repeats, float(rm.mean()), float(rm.std() or 1.0))
+    z = (rm - rm.mean()) / (rm.std() or 1.0)
+    for lam in BLENDS:
+        scores[f"RM - {lam:g} x repeats"] = z - lam * repeats
     whats = {"heuristic": "fewer repeated actions (nothing learned)",
              **{k: v[0] for k, v in candidates.items()},
              "fine-tuned encoder": f"the encoder's top {FINETUNE.layers} layer(s) + a head on it and the 8 statistics, "
                                    "trained with a within-group Bradley-Terry loss",
-             "heuristic, RM breaks ties": "the heuristic's pick; the run's RM decides among its ties"}
+             "heuristic, RM breaks ties": "the heuristic's pick; the run's RM decides among its ties",
+             **{f"RM - {lam:g} x repeats": f"the run's RM standardised, minus {lam:g} per repeated action (between "
+                f"the RM alone and the heuristic with its ties broken)" for lam in BLENDS}}
     members = list(finals.values())
     group_task = np.array([tasks[m[0]] for m in members])
     idx = [i for m in members for i in m]
