@@ -1,6 +1,8 @@
-"""Shared fixtures: the env registry as pytest parameters."""
+"""Shared fixtures: the env registry as pytest parameters, and one smoke pipeline run for the analysis tests."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +26,17 @@ def require_task(spec: TaskSpec) -> None:
     missing = missing_requirements(spec)
     if missing:
         pytest.skip(f"{spec.env_id} needs {', '.join(missing)}: pip install 'agentrm-gym[{spec.extra}]'")
+
+
+@pytest.fixture(scope="session")
+def analysis_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished ``--preset smoke`` pipeline run, shared by the tests of ``agentrm analyze`` (each analysis
+    writes only its own files under ``RUN/analysis/``); made once per session."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from agentrm_gym.train.config import preset
+    from agentrm_gym.train.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("analyses") / "run"
+    run_pipeline(preset("smoke"), out)
+    return out

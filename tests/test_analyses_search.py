@@ -97,18 +97,6 @@ def test_perturbation_is_registered_lazily(tmp_path: Path, monkeypatch: pytest.M
 
 
 # ------------------------------------------------------------------------------- on a smoke run
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from agentrm_gym.train.config import preset
-    from agentrm_gym.train.pipeline import run_pipeline
-
-    out = tmp_path_factory.mktemp("analyses") / "run"
-    run_pipeline(preset("smoke"), out)
-    return out
-
-
 def _cli(*args: str) -> str:
     from typer.testing import CliRunner
 
@@ -131,12 +119,12 @@ def _outputs(run: Path, name: str) -> dict:
 
 
 @pytest.mark.slow
-def test_bon_scaling_smoke(smoke_run: Path) -> None:
-    text = _cli("bon-scaling", str(smoke_run), "--size", "smoke")
+def test_bon_scaling_smoke(analysis_run: Path) -> None:
+    text = _cli("bon-scaling", str(analysis_run), "--size", "smoke")
     assert "Best-of-N scaling" in text
-    result = _outputs(smoke_run, "bon_scaling")
+    result = _outputs(analysis_run, "bon_scaling")
     assert result["n"] == [1, 2, 4] and result["candidates"] == 4
-    cands = [json.loads(line) for line in (smoke_run / "analysis" / "bon_scaling" / "candidates.jsonl").open()]
+    cands = [json.loads(line) for line in (analysis_run / "analysis" / "bon_scaling" / "candidates.jsonl").open()]
     assert len(cands) == sum(result["episodes"].values()) and all(len(c["candidates"]) == 4 for c in cands)
     assert all(c["candidates"][0]["trajectory"]["steps"] for c in cands)
     lv = result["levels"]
@@ -147,15 +135,15 @@ def test_bon_scaling_smoke(smoke_run: Path) -> None:
     assert {b["method"] for b in result["beam"]} == {"beam:1x2", "beam:2x2", "bon:1 (explicit)", "bon:2 (explicit)",
                                                      "bon:4 (explicit)"}
     # a rerun plays nothing new: the saved candidates are reused as they are
-    before = (smoke_run / "analysis" / "bon_scaling" / "candidates.jsonl").read_bytes()
-    _cli("bon-scaling", str(smoke_run), "--size", "smoke")
-    assert (smoke_run / "analysis" / "bon_scaling" / "candidates.jsonl").read_bytes() == before
+    before = (analysis_run / "analysis" / "bon_scaling" / "candidates.jsonl").read_bytes()
+    _cli("bon-scaling", str(analysis_run), "--size", "smoke")
+    assert (analysis_run / "analysis" / "bon_scaling" / "candidates.jsonl").read_bytes() == before
 
 
 @pytest.mark.slow
-def test_heatmap_smoke(smoke_run: Path) -> None:
-    _cli("heatmap", str(smoke_run), "--size", "smoke")
-    result = _outputs(smoke_run, "heatmap")
+def test_heatmap_smoke(analysis_run: Path) -> None:
+    _cli("heatmap", str(analysis_run), "--size", "smoke")
+    result = _outputs(analysis_run, "heatmap")
     held_in, tasks = result["held_in"], result["tasks"]
     rm_rows = result["rm"]["rows"]
     assert list(rm_rows) == [*held_in, "all held-in (the run's RM)"]
@@ -167,17 +155,17 @@ def test_heatmap_smoke(smoke_run: Path) -> None:
     assert list(pol_rows) == [*held_in, "all tasks (the run's policy)"]
     assert all(set(r["progress"]) == {*tasks, "held_in", "held_out", "all"} for r in pol_rows.values())
     for t in held_in:
-        variant = json.loads((smoke_run / "analysis" / "heatmap" / f"policy_{t}" / "variant.json").read_text())
+        variant = json.loads((analysis_run / "analysis" / "heatmap" / f"policy_{t}" / "variant.json").read_text())
         assert variant["tasks"] == [t] and variant["episodes"] > 0
 
 
 @pytest.mark.slow
-def test_weak_to_strong_smoke(smoke_run: Path) -> None:
+def test_weak_to_strong_smoke(analysis_run: Path) -> None:
     from agentrm_gym.train.analyses_search import W2S_SIZES
     from agentrm_gym.train.config import load_config
 
-    _cli("weak-to-strong", str(smoke_run), "--size", "smoke")
-    result = _outputs(smoke_run, "weak_to_strong")
+    _cli("weak-to-strong", str(analysis_run), "--size", "smoke")
+    result = _outputs(analysis_run, "weak_to_strong")
     kinds = [p["kind"] for p in result["policies"]]
     assert kinds == ["sft", "sft-large"] + ["noisy"] * len(W2S_SIZES["smoke"]["noise"])
     n = result["n"]
@@ -185,18 +173,18 @@ def test_weak_to_strong_smoke(smoke_run: Path) -> None:
         for key in ("sample", f"bon:{n} (explicit)", f"bon:{n} (heuristic)", f"pass@{n} (oracle)"):
             assert p["levels"][key]["all_progress_rate"]["episodes"] == sum(result["episodes"].values())
         assert f"bon:{n} (explicit) - sample" in p["gains"]
-    cfg = load_config(smoke_run / "config.json")
-    variant = json.loads((smoke_run / "analysis" / "weak_to_strong" / "policy" / "variant.json").read_text())
+    cfg = load_config(analysis_run / "config.json")
+    variant = json.loads((analysis_run / "analysis" / "weak_to_strong" / "policy" / "variant.json").read_text())
     assert (variant["n_layer"], variant["n_embd"]) == (2 * cfg.n_layer, 2 * cfg.n_embd)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["labels", "rm-candidates"])
-def test_issue21_analyses_need_two_held_in_tasks(smoke_run: Path, name: str) -> None:
+def test_issue21_analyses_need_two_held_in_tasks(analysis_run: Path, name: str) -> None:
     from typer.testing import CliRunner
 
     from agentrm_gym.cli import app
 
-    res = CliRunner().invoke(app, ["analyze", name, str(smoke_run)])  # the smoke preset holds out all but Maze
+    res = CliRunner().invoke(app, ["analyze", name, str(analysis_run)])  # the smoke preset holds out all but Maze
     assert res.exit_code != 0
     assert "at least two held-in tasks" in res.output

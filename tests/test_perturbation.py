@@ -254,24 +254,12 @@ def test_level_4_prompts_show_another_example_in_the_renamed_grammar(tmp_path: P
 
 
 # ---------------------------------------------------------------------------------------- the analysis
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from agentrm_gym.train.config import preset
-    from agentrm_gym.train.pipeline import run_pipeline
-
-    out = tmp_path_factory.mktemp("perturb") / "run"
-    run_pipeline(preset("smoke"), out)
-    return out
-
-
 @pytest.mark.slow
-def test_the_perturbation_analysis_on_a_smoke_run(smoke_run: Path) -> None:
+def test_the_perturbation_analysis_on_a_smoke_run(analysis_run: Path) -> None:
     from agentrm_gym.train.analyses_perturb import perturbation
 
-    result = perturbation(smoke_run, size="smoke")
-    out = smoke_run / "analysis"
+    result = perturbation(analysis_run, size="smoke")
+    out = analysis_run / "analysis"
     assert (out / "perturbation.md").exists() and json.loads((out / "perturbation.json").read_text())["size"] == "smoke"
     methods = result["methods"]
     assert methods[0] == "greedy" and "bon:5" in methods and any(m.startswith("beam") for m in methods)
@@ -287,5 +275,5 @@ def test_the_perturbation_analysis_on_a_smoke_run(smoke_run: Path) -> None:
     assert "-2.1 (RM-guided search)" in text and "-25.6 / -30.3" in text
     # a rerun plays nothing new
     cands = (out / "perturbation" / "candidates.jsonl").read_bytes()
-    again = perturbation(smoke_run, size="smoke")
+    again = perturbation(analysis_run, size="smoke")
     assert again["episodes"] == result["episodes"] and again["played"] == 0 and (out / "perturbation" / "candidates.jsonl").read_bytes() == cands
