@@ -25,7 +25,7 @@ import numpy as np
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.rm.heuristic import repeated_actions
 from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, group_ranking_metrics, text_stats
-from agentrm_gym.rm.selector import gain_over_heuristic, heuristic_ties
+from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, heuristic_ties
 from agentrm_gym.train.analyses import _run
 from agentrm_gym.train.analyses_labels import _embeddings
 from agentrm_gym.train.extract import load_pairs
@@ -57,11 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     tasks = np.array([r["task"] for r in records])
     is_base = np.arange(len(records)) < len(base)
     repeats = np.array([repeated_actions(r["state"]) for r in records], dtype=np.float64)
-    finals: dict[str, list[int]] = {}
-    for i, r in enumerate(base):
-        if r["source"] == "group":
-            finals.setdefault(r["group"], []).append(i)
-    members = [m for m in finals.values() if len(m) >= 2]
+    members = final_groups([r["group"] for r in base], [r["source"] for r in base])
     idx = [i for m in members for i in m]
     names = sorted({tasks[m[0]] for m in members})
     print(f"base pairs {len(base)}, extra pairs {len(extra)}; {len(members)} base groups evaluated; alpha {alpha}")

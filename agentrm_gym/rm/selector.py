@@ -60,6 +60,17 @@ def gain_over_heuristic(scores: np.ndarray, repeats: np.ndarray, values: np.ndar
     return {"mean": float(diffs.mean()), "ci": [float(lo), float(hi)], "groups": len(diffs)}
 
 
+def final_groups(groups: Sequence[Any], sources: Sequence[str]) -> list[list[int]]:
+    """The indices of each sampled group's final states (source ``"group"``), groups of two or more, in order of
+    first appearance; where no state is a group's final state, every group's states."""
+    finals = [s == "group" for s in sources]
+    index: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        if finals[i] or not any(finals):
+            index.setdefault(g, []).append(i)
+    return [m for m in index.values() if len(m) >= 2]
+
+
 def choose_selector(predictions: np.ndarray, repeats: np.ndarray, values: np.ndarray, groups: Sequence[Any],
                     sources: Sequence[str], requested: str = "auto", seed: int = 0) -> dict[str, Any]:
     """The selector of a pooled RM from its cross-validated ``predictions`` (module docstring).
@@ -77,12 +88,7 @@ def choose_selector(predictions: np.ndarray, repeats: np.ndarray, values: np.nda
     """
     if requested not in ("auto", *SELECTORS):
         raise ValueError(f"selector must be auto or one of {', '.join(SELECTORS)}, got {requested!r}")
-    index: dict[Any, list[int]] = {}
-    finals = [s == "group" for s in sources]
-    for i, g in enumerate(groups):
-        if finals[i] or not any(finals):
-            index.setdefault(g, []).append(i)
-    members = [m for m in index.values() if len(m) >= 2]
+    members = final_groups(groups, sources)
     center, scale = float(np.mean(predictions)), float(np.std(predictions) or 1.0)
     gains = {"ridge": gain_over_heuristic(predictions, repeats, values, members, seed),
              "heuristic-ties": gain_over_heuristic(heuristic_ties(predictions, repeats, center, scale), repeats,

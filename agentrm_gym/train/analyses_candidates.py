@@ -60,7 +60,7 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
     from agentrm_gym.rm.format import RMFormat
     from agentrm_gym.rm.heuristic import repeated_actions
     from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, group_ranking_metrics, text_stats
-    from agentrm_gym.rm.selector import gain_over_heuristic, heuristic_ties, pick_differences
+    from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, heuristic_ties, pick_differences
     from agentrm_gym.train.analyses_labels import _embeddings, label_sets, require_two_tasks
 
     started = time.time()
@@ -83,12 +83,8 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
     is_pair = np.arange(len(records)) < len(pairs)
     repeats = np.array([repeated_actions(r["state"]) for r in records], dtype=np.float64)
     heuristic = -repeats
-    finals: dict[str, list[int]] = {}
-    for i, r in enumerate(pairs):
-        if r["source"] == "group":
-            finals.setdefault(r["group"], []).append(i)
-    finals = {g: m for g, m in finals.items() if len(m) >= 2}
-    task_names = sorted({tasks[m[0]] for m in finals.values()})
+    members = final_groups([r["group"] for r in pairs], [r["source"] for r in pairs])
+    task_names = sorted({tasks[m[0]] for m in members})
 
     def ridge(x: np.ndarray, train: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         w, b = fit_ridge(x[train], y[train], alpha)
@@ -135,7 +131,6 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
              "heuristic, RM breaks ties": "the heuristic's pick; the run's RM decides among its ties",
              **{f"RM - {lam:g} x repeats": f"the run's RM standardised, minus {lam:g} per repeated action (between "
                 f"the RM alone and the heuristic with its ties broken)" for lam in BLENDS}}
-    members = list(finals.values())
     group_task = np.array([tasks[m[0]] for m in members])
     idx = [i for m in members for i in m]
     rows = []
