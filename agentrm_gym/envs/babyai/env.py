@@ -115,10 +115,6 @@ class BabyAIEnv(BabyAIOracle, BabyAIMacros, BabyAIText, TextEnv):
         self._lost = False
         self._cache: dict[str, Any] | None = None
         self._plan_cache: dict[Any, list[str]] = {}
-        self._depths: list[int] = []
-        self._parents: list[int] = []
-        self._actions_of: list[int] = []
-        self._width = 0
         self._subgoal_total = 0
 
     # -------------------------------------------------------------- tasks

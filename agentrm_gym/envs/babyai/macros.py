@@ -41,10 +41,6 @@ class BabyAIMacros:
     env: Any
     _seen: Any
     _cache: dict[str, Any] | None
-    _depths: list[int]
-    _parents: list[int]
-    _actions_of: list[int]
-    _width: int
 
     def _macro_table(self) -> dict[str, list[int]]:
         """The admissible commands of the current state -> primitives (BFS computed once per state)."""
@@ -54,12 +50,13 @@ class BabyAIMacros:
             view["actions"] = self._macros()
         return view["actions"]
 
-    def _bfs(self) -> list[int]:
+    def _bfs(self) -> dict[str, list[int]]:
         """Shortest primitive paths from the agent's pose to every pose over the cells seen so far.
 
-        Poses are integers ``(y * width + x) * 4 + d``; the result is the poses in the order BFS reached
-        them (forward before left before right, so ties go as they always went), with each pose's parent
-        and last action in ``self._parents`` and its number of primitives in ``self._depths``. The search
+        Poses are integers ``(y * width + x) * 4 + d``; the result holds the poses in the order BFS reached
+        them (``order``: forward before left before right, so ties go as they always went) and, indexed by
+        pose, each one's parent (``parent``; -1: the start), last action (``action``) and number of
+        primitives (``depth``). The search
         stops once every pose as near as the farthest target is reached (the targets: a pose facing each
         visible object, one standing in each visible open door), since macros ask for nothing else.
         """
@@ -88,21 +85,18 @@ class BabyAIMacros:
             pose = order[head]
             head += 1
             cell, d = pose >> 2, pose & 3
+            dx, dy = DIR_VEC[d]
+            x, y = cell % width + dx, cell // width + dy
+            target = y * width + x if 0 <= x < width and 0 <= y < height else -1  # the cell in front
             if face or arrive:
                 arrive.discard(cell)
-                dx, dy = DIR_VEC[d]
-                x, y = cell % width + dx, cell // width + dy
-                if 0 <= x < width and 0 <= y < height:
-                    face.discard(y * width + x)
+                face.discard(target)
                 if not (face or arrive):
                     limit = depth[pose]
             if depth[pose] >= limit:
                 break
             n = depth[pose] + 1
-            dx, dy = DIR_VEC[d]
-            x, y = cell % width + dx, cell // width + dy
-            if 0 <= x < width and 0 <= y < height:
-                target = y * width + x
+            if target >= 0:
                 ok = step_to[target]
                 if ok is None:
                     obj = cells[target]
@@ -117,8 +111,7 @@ class BabyAIMacros:
                 if parent[turned] == -2:
                     parent[turned], action_of[turned], depth[turned] = pose, action, n
                     order.append(turned)
-        self._parents, self._actions_of, self._depths, self._width = parent, action_of, depth, width
-        return order
+        return {"order": order, "parent": parent, "action": action_of, "depth": depth}
 
     def _nearest_poses(self, arrive: bool) -> dict[Cell, int]:
         """Per cell, the pose of fewest primitives (then the smallest ``(x, y, d)``) that stands on it
@@ -127,13 +120,13 @@ class BabyAIMacros:
         table = self._cache.get(key)  # type: ignore[union-attr]
         if table is None:
             table, best_key = {}, {}
-            depths, width = self._depths, self._width
-            for pose in self._cache["bfs"]:  # type: ignore[index]
+            bfs, width = self._cache["bfs"], self.env.width  # type: ignore[index]
+            depths = bfs["depth"]
+            for pose in bfs["order"]:
                 cell, d = pose >> 2, pose & 3
-                x, y = cell % width, cell // width
-                if not arrive:
-                    x, y = x + DIR_VEC[d][0], y + DIR_VEC[d][1]
-                rank = (depths[pose], cell % width, cell // width, d)
+                px, py = cell % width, cell // width
+                x, y = (px, py) if arrive else (px + DIR_VEC[d][0], py + DIR_VEC[d][1])
+                rank = (depths[pose], px, py, d)
                 old = best_key.get((x, y))
                 if old is None or rank < old:
                     table[(x, y)], best_key[(x, y)] = pose, rank
@@ -145,7 +138,8 @@ class BabyAIMacros:
         best = self._nearest_poses(arrive).get(target)
         if best is None:
             return None
-        parents, actions = self._parents, self._actions_of
+        bfs = self._cache["bfs"]  # type: ignore[index]
+        parents, actions = bfs["parent"], bfs["action"]
         path = []
         node = best
         while parents[node] >= 0:
