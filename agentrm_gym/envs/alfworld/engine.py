@@ -212,8 +212,9 @@ class AlfredEngine:
                     dynamic.add(self._atom_fact(v, ps.name2type).name.removeprefix("not_"))
         ps.add_facts([self._atom_fact(a, ps.name2type) for a in var_atoms if a.startswith("Atom ")])
         self.state = ps
-        self._static = [f for f in ps.facts if f.name.removeprefix("not_") not in dynamic]
-        self._static_facts = [(f.name, tuple(v.name for v in f.arguments)) for f in self._static if not f.is_negation]
+        # the true facts of predicates no SAS variable changes: the same all game (``facts`` adds the others)
+        self._static_facts = [(f.name, tuple(v.name for v in f.arguments)) for f in ps.facts
+                              if not f.is_negation and f.name not in dynamic]
         self._dynamic_names = dynamic
 
         infos = {}
