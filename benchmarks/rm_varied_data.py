@@ -17,7 +17,6 @@ Embeddings are cached in the base run's ``analysis/labels_embeddings.npz``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     fmt = RMFormat(style=cfg.rm_text)
     alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
     texts = [fmt.text(r["state"]) for r in records]
-    emb = _embeddings(root, cfg, card, list(dict.fromkeys(texts)))
-    x = np.array([np.concatenate([emb[hashlib.sha1(t.encode("utf-8")).hexdigest()], text_stats(t, fmt.obs_chars)])
-                  for t in texts])
+    x = np.hstack([_embeddings(root, cfg, card, texts), np.array([text_stats(t, fmt.obs_chars) for t in texts])])
     values = np.array([r["value"] for r in records])
     groups = [r["group"] for r in records]
     y = centre_by_group(values, groups)

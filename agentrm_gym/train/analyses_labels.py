@@ -92,8 +92,9 @@ def require_two_tasks(records: list[dict[str, Any]], name: str) -> None:
                          f"tasks (rm_tasks with explore_groups > 0); this run has {tasks or 'none'}")
 
 
-def _embeddings(root: Path, cfg: Any, card: dict[str, Any], texts: list[str]) -> dict[str, np.ndarray]:
-    """Embeddings of ``texts`` by sha1, from the on-disk cache where it holds them."""
+def _embeddings(root: Path, cfg: Any, card: dict[str, Any], texts: list[str]) -> np.ndarray:
+    """The embedding of each of ``texts`` (one row each, repeats allowed), from the on-disk cache (keyed by
+    the text's sha1) where it holds them; each text not in it is encoded once."""
     cache = root / "analysis" / "labels_embeddings.npz"
     known: dict[str, np.ndarray] = {}
     if cache.exists():
@@ -108,7 +109,7 @@ def _embeddings(root: Path, cfg: Any, card: dict[str, Any], texts: list[str]) ->
         tmp = cache.with_name(".labels_embeddings.tmp.npz")
         np.savez(tmp, **known)
         tmp.replace(cache)
-    return {k: known[k] for k in keys}
+    return np.array([known[k] for k in keys])
 
 
 def labels(run: str | Path) -> dict[str, Any]:
@@ -127,8 +128,8 @@ def labels(run: str | Path) -> dict[str, Any]:
     alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
     all_records = [r for rs in sets.values() for r in rs] + evaluation
     texts = {id(r): fmt.text(r["state"]) for r in all_records}
-    emb = _embeddings(root, cfg, card, list(dict.fromkeys(texts.values())))
-    keyed = {t: emb[hashlib.sha1(t.encode("utf-8")).hexdigest()] for t in set(texts.values())}
+    distinct = list(dict.fromkeys(texts.values()))
+    keyed = dict(zip(distinct, _embeddings(root, cfg, card, distinct), strict=True))
 
     def features(records: list[dict[str, Any]]) -> np.ndarray:
         return np.array([np.concatenate([keyed[texts[id(r)]], text_stats(texts[id(r)], fmt.obs_chars)])
