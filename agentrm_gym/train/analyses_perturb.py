@@ -28,17 +28,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from agentrm_gym.core import AgentRMGymError, unwrap_text_env
 from agentrm_gym.files import repair_jsonl, write_json_atomic
-from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
+from agentrm_gym.parallel import canonical_jsonl
 from agentrm_gym.perturbation import LEVELS, check_level
 from agentrm_gym.train import table as tab
-from agentrm_gym.train.context import StageContext
+from agentrm_gym.train.context import StageContext, play_jobs
 from agentrm_gym.trajectory import append_jsonl, read_jsonl
 
 NAME = "perturbation"
@@ -105,18 +104,6 @@ def perturbed_episode(ctx: PerturbedContext, job: tuple[str, int, str, str]) -> 
 
 def _key(r: Mapping[str, Any]) -> tuple[int, str, str, str]:
     return int(r["level"]), str(r["method"]), str(r["task"]), str(r["task_id"])
-
-
-def _play(root: Path, cfg: Any, jobs: list[tuple[str, int, str, str]], ctx: PerturbedContext) -> Iterator[Any]:
-    workers = resolve_workers(cfg.workers)
-    if workers <= 1 and not cfg.ray:
-        yield from run_jobs(perturbed_episode, jobs, lambda: ctx, context=ctx, desc=NAME)
-        return
-    ctx.close_envs()
-    from agentrm_gym.train.context import _total_threads
-
-    make = partial(PerturbedContext, cfg.to_dict(), str(root), max(1, _total_threads(cfg) // workers))
-    yield from run_jobs(perturbed_episode, jobs, make, workers=workers, ray=cfg.ray, desc=NAME)
 
 
 def _settings(cfg: Any, methods: Sequence[str]) -> dict[str, Any]:
@@ -187,7 +174,7 @@ def perturbation(run: str | Path, *, size: str = "full", levels: Sequence[int] =
                 for m in methods:
                     order += [(task, level, m, i) for i in (eval_ids(ids, spec["beam_episodes"]) if m == beam else ids)]
         todo = [j for j in order if (j[1], j[2], j[0], j[3]) not in done]
-        for _, res in _play(root, cfg, todo, ctx):
+        for _, res in play_jobs(ctx, perturbed_episode, todo, NAME):
             if res["candidates"] is not None:
                 append_jsonl(cand_path, [res["candidates"]])
             append_jsonl(ep_path, [res["episode"]])

@@ -20,7 +20,7 @@ Nothing here chooses anything from the test outcomes: they are only measured.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import numpy as np
 
 from agentrm_gym.files import repair_jsonl
 from agentrm_gym.train import table as tab
-from agentrm_gym.train.context import StageContext, _total_threads
+from agentrm_gym.train.context import StageContext, play_jobs
 from agentrm_gym.trajectory import Trajectory, append_jsonl, read_jsonl
 
 GROUP_LABELS = {"held_in": "held-in", "held_out": "held-out", "all": "all"}
@@ -119,6 +119,9 @@ class PolicyContext(StageContext):
         super().__init__(cfg, root, threads)
         self.policy_spec = policy
 
+    def worker_factory(self, threads: int) -> Any:
+        return partial(PolicyContext, self.cfg.to_dict(), str(self.root), threads, self.policy_spec)
+
     @property
     def policy(self) -> Any:
         if self._policy is None and self.policy_spec:
@@ -140,21 +143,6 @@ def analysis_job(ctx: StageContext, job: tuple[str, str, str]) -> dict[str, Any]
     return rec
 
 
-def _play(ctx: PolicyContext, jobs: list[tuple[str, str, str]], desc: str) -> Iterator[tuple[Any, Any]]:
-    """:func:`agentrm_gym.train.context.play` for a :class:`PolicyContext` (its workers build the same policy)."""
-    from agentrm_gym.parallel import resolve_workers, run_jobs
-
-    cfg = ctx.cfg
-    workers = resolve_workers(cfg.workers)
-    if workers <= 1 and not cfg.ray:
-        yield from run_jobs(analysis_job, jobs, lambda: ctx, context=ctx, desc=desc)
-        return
-    ctx.close_envs()
-    make = partial(PolicyContext, cfg.to_dict(), str(ctx.root), max(1, _total_threads(cfg) // workers),
-                   ctx.policy_spec)
-    yield from run_jobs(analysis_job, jobs, make, workers=workers, ray=cfg.ray, desc=desc)
-
-
 def play_episodes(root: Path, cfg: Any, jobs: list[tuple[str, str, str]], path: Path, desc: str,
                   policy: str = "", played: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """The records of ``jobs`` (``(task, method, task_id)``), played where ``path`` lacks them (appended as they
@@ -172,7 +160,7 @@ def play_episodes(root: Path, cfg: Any, jobs: list[tuple[str, str, str]], path: 
             cfg_dict["policy"] = str(policy)
         ctx = PolicyContext(cfg_dict, root, policy=policy if scripted else "")
         try:
-            for _, rec in _play(ctx, todo, desc):
+            for _, rec in play_jobs(ctx, analysis_job, todo, desc):
                 append_jsonl(path, [rec])
                 have[(rec["task"], rec["method"], str(rec["task_id"]))] = rec
         finally:

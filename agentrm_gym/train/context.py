@@ -5,7 +5,8 @@
   so a worker process or Ray actor builds its own;
 * :func:`play` - the episodes (jobs) of a stage's tasks through :func:`agentrm_gym.parallel.run_jobs`,
   in this process (``workers=1``, task by task, the listing env reused) or on a pool / Ray
-  (``cfg.workers``, ``cfg.ray``), yielding ``(job, result)`` as they finish;
+  (``cfg.workers``, ``cfg.ray``), yielding ``(job, result)`` as they finish; :func:`play_jobs` the same
+  for a list of jobs;
 * :func:`policy_dir` - the run's policy: ``cfg.policy`` or ``<run>/sft/policy``.
 
 Every job's result depends on the job alone: envs are reset with the episode's seed and planners reseed
@@ -25,7 +26,7 @@ from agentrm_gym.parallel import canonical_jsonl, resolve_workers, run_jobs
 from agentrm_gym.train.common import open_env, set_threads
 from agentrm_gym.train.config import PipelineConfig
 
-__all__ = ["StageContext", "canonical_jsonl", "play", "policy_dir"]
+__all__ = ["StageContext", "canonical_jsonl", "play", "play_jobs", "policy_dir"]
 
 
 def policy_dir(root: str | Path, cfg: PipelineConfig) -> str:
@@ -94,6 +95,11 @@ class StageContext:
             self._rm = load_reward_model(self.root / "rm")
         return self._rm
 
+    def worker_factory(self, threads: int) -> Callable[[], StageContext]:
+        """What builds this context's copy in a worker (its class on the same config and run, with
+        ``threads`` torch threads); a subclass with more state passes it on."""
+        return partial(type(self), self.cfg.to_dict(), str(self.root), threads)
+
     def close_envs(self) -> None:
         """Close every open env (the policy and RM stay loaded)."""
         for _, env in self._envs.values():
@@ -120,12 +126,22 @@ def play(ctx: StageContext, fn: Callable[[StageContext, Any], Any], tasks: Seque
     opened; with more, every task is listed first and one pool (or Ray) plays them all.
     """
     cfg = ctx.cfg
-    workers = resolve_workers(cfg.workers)
-    if workers <= 1 and not cfg.ray:
+    if resolve_workers(cfg.workers) <= 1 and not cfg.ray:
         for task in tasks:
             yield from run_jobs(fn, jobs_of(task), lambda: ctx, context=ctx, desc=f"{desc} {task}")
         return
-    jobs = [job for task in tasks for job in jobs_of(task)]
+    yield from play_jobs(ctx, fn, [job for task in tasks for job in jobs_of(task)], desc)
+
+
+def play_jobs(ctx: StageContext, fn: Callable[[StageContext, Any], Any], jobs: Sequence[Any],
+              desc: str) -> Iterator[tuple[Any, Any]]:
+    """``(job, fn(context, job))`` for ``jobs`` as they finish: in this process on ``ctx`` with one worker,
+    else on the run's ``workers`` processes (or Ray), each with the context ``ctx.worker_factory`` makes."""
+    cfg = ctx.cfg
+    workers = resolve_workers(cfg.workers)
+    if workers <= 1 and not cfg.ray:
+        yield from run_jobs(fn, list(jobs), lambda: ctx, context=ctx, desc=desc)
+        return
     ctx.close_envs()  # the workers open their own
-    make = partial(StageContext, cfg.to_dict(), str(ctx.root), max(1, _total_threads(cfg) // workers))
-    yield from run_jobs(fn, jobs, make, workers=workers, ray=cfg.ray, desc=desc)
+    make = ctx.worker_factory(max(1, _total_threads(cfg) // workers))
+    yield from run_jobs(fn, list(jobs), make, workers=workers, ray=cfg.ray, desc=desc)
