@@ -191,3 +191,31 @@ def test_pooled_rm_saves_its_baselines(tmp_path: Path) -> None:
     encoder_only = load_baseline("encoder-only", tmp_path / "rm", rm)
     assert not encoder_only.use_stats and encoder_only.encoder is rm.encoder
     assert encoder_only.score([r["state"] for r in records[:3]]).shape == (3,)
+
+
+def test_the_training_tasks_get_their_own_selector(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from agentrm_gym.rm import load_reward_model
+    from agentrm_gym.rm.pooled import train_pooled_rm
+    from agentrm_gym.rm.selector import SELECTORS, heuristic_ties
+
+    records = _records(groups=5)
+    cfg = PooledConfig(backbone="minilm", max_length=64, stats=True, cv="task", alphas=[0.1, 1.0])
+    rm = train_pooled_rm(records, cfg, out_dir=tmp_path / "rm")
+    seen = rm.card()["metrics"]["selector_seen"]  # chosen on task-id folds within A and B
+    assert seen["tasks"] == ["A", "B"] and seen["chosen"] in SELECTORS and rm.seen["tasks"] == ["A", "B"]
+    assert rm.card()["seen_selector"] == seen["chosen"]
+    # a training task's state goes by the seen rule, another task's by the other, on the same history
+    rm.tie_break, rm.seen = {"center": 0.0, "scale": 1.0}, {"tasks": ["A"], "tie_break": None}
+    rm.clear_cache()
+    actions = ["go 0", "look", "look"]
+    a, c = _state("A", "9", actions), _state("C", "9", actions)
+    value_a, value_c = rm.features([rm.text(a), rm.text(c)]) @ rm.weights + rm.bias
+    assert rm.score([a, c]) == pytest.approx([value_a, heuristic_ties(np.array([value_c]), np.array([1]), 0.0, 1.0)[0]])
+    again = load_reward_model(rm.save(tmp_path / "copy"))
+    assert again.seen == rm.seen and again.tie_break == rm.tie_break
+    assert again.score([a, c]) == pytest.approx(rm.score([a, c]))
+    # off: one selector for every task, as before
+    single = train_pooled_rm(records, PooledConfig(**{**cfg.__dict__, "seen_selector": False}), out_dir=tmp_path / "one")
+    assert single.seen is None and "selector_seen" not in single.card()["metrics"]

@@ -58,3 +58,23 @@ def test_text_repeats_reads_the_heuristic_off_the_rm_text(style: str) -> None:
     state = AgentState(task="Maze", goal="reach the exit", observation="A room.", task_id="0",
                        steps=tuple(Step(action=a, observation=f"after {a}") for a in actions))
     assert text_repeats(RMFormat(style=style).text(state)) == repeated_actions(state) == 3
+
+
+@pytest.mark.parametrize("style", ["compact", "full"])
+def test_task_of_reads_the_task_off_the_header(style: str) -> None:
+    fmt = RMFormat(style=style)
+
+    def text(task: str) -> str:
+        return fmt.text(AgentState(task=task, goal="find the key", observation="a room",
+                                   steps=(Step("look", "a room"),)))
+
+    assert fmt.task_of(text("WebShop"), ["ALFWorld", "WebShop"]) == "WebShop"
+    # ToolQuery and ToolOperation share their allowed actions; their roles tell them apart
+    assert fmt.task_of(text("ToolOperation"), ["ToolQuery"]) is None
+    assert fmt.task_of(text("ToolQuery"), ["ToolOperation", "ToolQuery"]) == "ToolQuery"
+    assert fmt.task_of(text("Maze"), ["WebShop"]) is None
+    assert fmt.task_of("no header at all", ["WebShop"]) is None
+    if style == "full":  # a task without a row in the task table has the generic header: it names no task
+        assert fmt.task_of(text("MyOwnTask"), ["MyOwnTask"]) is None
+    else:
+        assert fmt.task_of(text("MyOwnTask"), ["MyOwnTask"]) == "MyOwnTask"

@@ -25,6 +25,7 @@ clients send plain strings).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -179,6 +180,21 @@ class RMFormat:
         """The full RM input text (also the key of the score cache)."""
         header, history = self.parts(state)
         return header + HISTORY_SEPARATOR + history
+
+    def task_of(self, text: str, tasks: Sequence[str]) -> str | None:
+        """Which of ``tasks`` an RM text of this format is about, read off its header; ``None`` when none is
+        (or, in the full style, when a task has only the generic header, which does not name it)."""
+        header = split_rm_text(text)[0]
+        for task in tasks:
+            if self.style == "compact":
+                if header.startswith(f"Task: {task}. Goal: "):
+                    return task
+                continue
+            template = task_header(task)
+            before, _, after = template.partition("{goal}")
+            if template != GENERIC_HEADER and header.startswith(before) and header.endswith(after):
+                return task
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -121,6 +121,9 @@ class PooledConfig:
         seed: fold assignment.
         selector: ``auto`` (chosen by cross-validation against the heuristic), ``ridge`` or ``heuristic-ties``
             (:mod:`agentrm_gym.rm.selector`).
+        seen_selector: with ``cv="task"`` and two tasks or more, choose a second selector for the training
+            tasks' own states, by task-id folds within them (the RM ranks a task it was trained on from
+            in-task data, a task it never saw from transfer); ``False``: one selector for every task.
     """
 
     backbone: str = "minilm"
@@ -133,6 +136,7 @@ class PooledConfig:
     batch_size: int = 32
     seed: int = 0
     selector: str = "auto"
+    seen_selector: bool = True
 
 
 class PooledValueRewardModel(RewardModel):
@@ -147,6 +151,9 @@ class PooledValueRewardModel(RewardModel):
         max_length: encoder tokens.
         tie_break: ``{"center", "scale"}`` to rank by the heuristic first and by the value within its ties
             (:func:`agentrm_gym.rm.selector.heuristic_ties`); ``None``: the value itself.
+        seen: ``{"tasks": [...], "tie_break": {...} | None}``: the selector of the states of the tasks the RM
+            was trained on (read off the RM text's header, :meth:`RMFormat.task_of`); ``tie_break`` then
+            ranks the others. ``None``: ``tie_break`` ranks every state.
     """
 
     kind = "pooled_value"
@@ -154,7 +161,7 @@ class PooledValueRewardModel(RewardModel):
     def __init__(self, encoder: Any, tokenizer: Any, weights: Sequence[float] | np.ndarray, bias: float = 0.0,
                  fmt: RMFormat | None = None, max_length: int = 384, batch_size: int = 32, backbone: str = "",
                  meta: dict[str, Any] | None = None, cache_size: int = 100_000, stats: bool = False,
-                 tie_break: dict[str, float] | None = None):
+                 tie_break: dict[str, float] | None = None, seen: dict[str, Any] | None = None):
         super().__init__(fmt=fmt or RMFormat(style="compact"), batch_size=batch_size, cache_size=cache_size)
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
@@ -165,6 +172,8 @@ class PooledValueRewardModel(RewardModel):
         self.meta = dict(meta or {})
         self.use_stats = bool(stats)
         self.tie_break = dict(tie_break) if tie_break else None
+        self.seen = ({"tasks": [str(t) for t in seen["tasks"]],
+                      "tie_break": dict(seen["tie_break"]) if seen.get("tie_break") else None} if seen else None)
 
     def features(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """What the head reads: the embeddings, followed by :func:`text_stats` when ``stats`` is on."""
@@ -202,18 +211,31 @@ class PooledValueRewardModel(RewardModel):
 
     def _score_texts(self, texts: list[str]) -> np.ndarray:
         self.stats.forward_calls += 1
-        values = self.features(texts) @ self.weights + self.bias
-        if self.tie_break is None:
-            return values
+        return self.rank(self.features(texts) @ self.weights + self.bias, texts)
+
+    def rank(self, values: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """The scores of ``texts`` from their ``values``: each text by its selector (``seen``'s for the
+        training tasks' texts, ``tie_break``'s for the others)."""
         from agentrm_gym.rm.selector import heuristic_ties
 
-        return heuristic_ties(values, np.array([text_repeats(t) for t in texts]), self.tie_break["center"],
-                              self.tie_break["scale"])
+        values = np.asarray(values, dtype=np.float64)
+        rules = [self.tie_break] * len(texts)
+        if self.seen is not None:
+            rules = [self.seen["tie_break"] if self.fmt.task_of(t, self.seen["tasks"]) else self.tie_break
+                     for t in texts]
+        out = values.copy()
+        for i, rule in enumerate(rules):
+            if rule is not None:
+                out[i] = heuristic_ties(values[i:i + 1], np.array([text_repeats(texts[i])]), rule["center"],
+                                        rule["scale"])[0]
+        return out
 
     def card(self) -> dict[str, Any]:
         return {**super().card(), "backbone": self.backbone, "max_length": self.max_length,
                 "stats": list(STAT_NAMES) if self.use_stats else [],
-                "selector": "heuristic-ties" if self.tie_break else "ridge", **self.meta}
+                "selector": "heuristic-ties" if self.tie_break else "ridge",
+                **({"seen_selector": "heuristic-ties" if self.seen["tie_break"] else "ridge",
+                    "seen_tasks": self.seen["tasks"]} if self.seen else {}), **self.meta}
 
     def save(self, path: str | Path) -> Path:
         """The encoder and tokenizer under ``path/encoder``, the head as JSON, and the card."""
@@ -224,7 +246,8 @@ class PooledValueRewardModel(RewardModel):
         self.encoder.save_pretrained(path / "encoder")
         self.tokenizer.save_pretrained(path / "encoder")
         write_json_atomic(path / HEAD_NAME, {"weights": self.weights.tolist(), "bias": self.bias,
-                                             **({"tie_break": self.tie_break} if self.tie_break else {})})
+                                             **({"tie_break": self.tie_break} if self.tie_break else {}),
+                                             **({"seen": self.seen} if self.seen else {})})
         write_card(path, self.card())
         return path
 
@@ -246,6 +269,11 @@ class PooledValueRewardModel(RewardModel):
             tie_break = head.get("tie_break")
             if tie_break is not None:
                 tie_break = {"center": float(tie_break["center"]), "scale": float(tie_break["scale"])}
+            seen = head.get("seen")
+            if seen is not None:
+                rule = seen.get("tie_break")
+                seen = {"tasks": [str(t) for t in seen["tasks"]],
+                        "tie_break": {"center": float(rule["center"]), "scale": float(rule["scale"])} if rule else None}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RMLoadError(f"{head_path}: missing or corrupted value head ({exc}); retrain the RM") from exc
         encoder = load_hf(path / "encoder", AutoModel)
@@ -261,7 +289,7 @@ class PooledValueRewardModel(RewardModel):
         tok = load_tokenizer(path / "encoder")
         ensure_pad_token(tok, encoder)
         kwargs = {"max_length": card.get("max_length", 384), "backbone": card.get("backbone", ""), "meta": meta,
-                  "stats": bool(stats), "tie_break": tie_break}
+                  "stats": bool(stats), "tie_break": tie_break, "seen": seen}
         return cls(encoder, tok, weights, bias, fmt, **{**kwargs, **overrides})
 
 
@@ -480,16 +508,25 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
     groups = [r["group"] for r in records]
     from agentrm_gym.rm.selector import choose_selector
 
-    selector = choose_selector(cv_predictions(chosen["x"], chosen["y"], chosen["folds"], best),
-                               np.array([text_repeats(t) for t in texts]), values, groups,
-                               [r["source"] for r in records], cfg.selector, cfg.seed)
-    rm.tie_break = ({"center": selector["center"], "scale": selector["scale"]}
-                    if selector["chosen"] == "heuristic-ties" else None)
+    repeats, sources = np.array([text_repeats(t) for t in texts]), [r["source"] for r in records]
+    selector = choose_selector(cv_predictions(chosen["x"], chosen["y"], chosen["folds"], best), repeats, values,
+                               groups, sources, cfg.selector, cfg.seed)
+    rm.tie_break = _rule(selector)
+    seen: dict[str, Any] = {}
+    tasks = sorted({r["task"] for r in records})
+    if cfg.seen_selector and cfg.cv == "task" and len(tasks) >= 2:
+        in_task = cv_folds(records, sorted({(r["task"], r["task_id"]) for r in records}),
+                           dataclasses.replace(cfg, cv="task_id"))
+        seen = {**choose_selector(cv_predictions(chosen["x"], chosen["y"], in_task, best), repeats, values, groups,
+                                  sources, cfg.selector, cfg.seed), "tasks": tasks}
+        rm.seen = {"tasks": tasks, "tie_break": _rule(seen)}
     rm.clear_cache()
+    ranked = {"ridge": "the value", "heuristic-ties": "the heuristic first, the value within its ties"}
     rm.meta = {
         "objective": f"ridge on {cfg.target} values (mean-pooled frozen encoder"
                      f"{' + trajectory statistics' if cfg.stats else ''}), ranked by "
-                     + ("the heuristic first, the value within its ties" if rm.tie_break else "the value"),
+                     + (f"{ranked[seen['chosen']]} on its training tasks, by {ranked[selector['chosen']]} on others"
+                        if seen else ranked[selector["chosen"]]),
         "training": {"samples": len(records), "groups": len(set(groups)),
                      "task_ids": len({(r["task"], r["task_id"]) for r in records}),
                      "tasks": sorted({r["task"] for r in records}), "value_mean": float(values.mean()),
@@ -498,7 +535,7 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
                     "cv_by_alpha": {str(a): cv[a]["task_pairwise_accuracy"] for a in cfg.alphas},
                     **({"candidates": table, "chosen": candidate_name(cfg)} if len(configs) > 1 else {}),
                     "baselines": {name: baseline_summary(b) for name, b in baselines.items()},
-                    "selector": selector,
+                    "selector": selector, **({"selector_seen": seen} if seen else {}),
                     "train_seconds": round(time.time() - started, 1)},
         "train_config": dataclasses.asdict(cfg),
     }
@@ -509,3 +546,7 @@ def train_pooled_rm(samples: Iterable[Any], config: PooledConfig | Sequence[Pool
     rm.save(out_dir)
     return rm
 
+
+def _rule(selector: dict[str, Any]) -> dict[str, float] | None:
+    """The ``tie_break`` of a :func:`~agentrm_gym.rm.selector.choose_selector` result (``None``: ridge)."""
+    return {"center": selector["center"], "scale": selector["scale"]} if selector["chosen"] == "heuristic-ties" else None

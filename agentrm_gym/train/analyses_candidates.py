@@ -16,6 +16,9 @@ within-group Bradley-Terry head on those features; the RM trained on its pairs p
 MCTS rollouts valued by Monte-Carlo returns; the heuristic with the RM breaking its ties; the encoder
 alone; blends of the RM's standardised value and the repeat count; and the encoder fine-tuned (its top layer and a head on it and the eight statistics, within-group
 Bradley-Terry, :mod:`agentrm_gym.rm.finetune`; one fine-tuning per left-out task, ~1-5 min each on 2 cores).
+A second table (``in_task``) asks the same of the RM, the encoder alone, the statistics alone and the
+heuristic with the RM breaking ties on five task-id folds *within* the held-in tasks, every task in training:
+how the RM ranks a task it was trained on (the train-rm stage chooses its training tasks' selector this way).
 Writes ``RUN/analysis/rm_candidates.{json,md,png}``; embeddings share the cache of ``agentrm analyze labels``
 (``RUN/analysis/labels_embeddings.npz``), the fine-tuned scores are cached in
 ``RUN/analysis/rm_candidates_finetuned.npz``.
@@ -59,7 +62,14 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
     ``RUN/analysis/rm_candidates.{md,json,png}`` and returns the rows."""
     from agentrm_gym.rm.format import RMFormat
     from agentrm_gym.rm.heuristic import repeated_actions
-    from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, group_ranking_metrics, text_stats
+    from agentrm_gym.rm.pooled import (
+        PooledConfig,
+        centre_by_group,
+        cv_folds,
+        fit_ridge,
+        group_ranking_metrics,
+        text_stats,
+    )
     from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, heuristic_ties, pick_differences
     from agentrm_gym.train.analyses_labels import _embeddings, label_sets, require_two_tasks
 
@@ -132,16 +142,32 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
                 f"the RM alone and the heuristic with its ties broken)" for lam in BLENDS}}
     group_task = np.array([tasks[m[0]] for m in members])
     idx = [i for m in members for i in m]
-    rows = []
-    for name, score in scores.items():
+
+    def row(name: str, score: np.ndarray, what: str) -> dict[str, Any]:
         diffs = pick_differences(score, repeats, values, members)
         gain = gain_over_heuristic(score, repeats, values, members, cfg.seed, resamples)
         m = group_ranking_metrics(score[idx], values[idx], [groups[i] for i in idx], list(tasks[idx]))
-        rows.append({"rm": name, "what": whats[name], "task_pairwise_accuracy": m["task_pairwise_accuracy"],
-                     "bon_lift": m["bon_lift"], "vs_heuristic": gain["mean"], "ci": gain["ci"],
-                     "per_task": {t: float(diffs[group_task == t].mean()) for t in task_names}})
+        return {"rm": name, "what": what, "task_pairwise_accuracy": m["task_pairwise_accuracy"],
+                "bon_lift": m["bon_lift"], "vs_heuristic": gain["mean"], "ci": gain["ci"],
+                "per_task": {t: float(diffs[group_task == t].mean()) for t in task_names}}
+
+    # in-task: task-id folds within the held-in tasks, every task in training (the RM on a task it was trained on)
+    folds = np.full(len(records), -1)
+    folds[:n] = cv_folds(pairs, sorted({(p["task"], p["task_id"]) for p in pairs}),
+                         PooledConfig(cv="task_id", seed=cfg.seed))
+    in_task = {"heuristic": heuristic}
+    for name, x in [("the run's RM", es), ("encoder only", e), ("statistics only", s)]:
+        pred = np.zeros(len(records))
+        for k in range(folds.max() + 1):
+            pred[folds == k] = ridge(x, (folds >= 0) & (folds != k))(x[folds == k])
+        in_task[name] = pred
+    own = in_task["the run's RM"]
+    in_task["heuristic, RM breaks ties"] = heuristic_ties(own, repeats, float(own.mean()), float(own.std() or 1.0))
+    whats["statistics only"] = "the four trajectory statistics alone, ridge"
     result = {"analysis": "rm-candidates", "run": str(root), "alpha": alpha, "tasks": task_names,
-              "groups": len(members), "seconds": round(time.time() - started, 1), "rows": rows}
+              "groups": len(members), "seconds": round(time.time() - started, 1),
+              "rows": [row(name, score, whats[name]) for name, score in scores.items()],
+              "in_task": [row(name, score, whats[name]) for name, score in in_task.items()]}
     _write(root, "rm_candidates", result, _markdown(result), _plot)
     return result
 
@@ -174,19 +200,29 @@ def _finetuned(root: Path, card: dict[str, Any], cfg: Any, texts: list[str], fea
 
 def _markdown(result: dict[str, Any]) -> str:
     tasks = result["tasks"]
+    head = ["| candidate | what | task-mean acc. | Best-of-N lift | vs heuristic (points) | " + " | ".join(tasks) + " |",
+            "|---|---|---|---|---|" + "---|" * len(tasks)]
     lines = [f"# RM candidates against the heuristic: `{result['run']}`", "",
              "Leave-one-task-out over the held-in tasks' TRAIN pairs; each candidate picks among the left-out "
              f"task's {result['groups']} sampled groups. `vs heuristic`: progress points of its pick minus the "
              "heuristic's (ties share the pick), mean over groups with a 95% bootstrap CI; per task the mean. "
-             f"Pairwise accuracy: chance 0.5. Cost: {result['seconds']:.0f} s.", "",
-             "| candidate | what | task-mean acc. | Best-of-N lift | vs heuristic (points) | "
-             + " | ".join(tasks) + " |", "|---|---|---|---|---|" + "---|" * len(tasks)]
-    for r in result["rows"]:
-        lo, hi = r["ci"]
-        noise = " (noise)" if lo <= 0 <= hi else ""
-        lines.append(f"| {r['rm']} | {r['what']} | {_acc(r['task_pairwise_accuracy'])} | {_acc(r['bon_lift'])} | "
-                     f"{100 * r['vs_heuristic']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]{noise} | "
-                     + " | ".join(f"{100 * r['per_task'][t]:+.1f}" for t in tasks) + " |")
+             f"Pairwise accuracy: chance 0.5. Cost: {result['seconds']:.0f} s.", "", *head]
+
+    def table(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            lo, hi = r["ci"]
+            noise = " (noise)" if lo <= 0 <= hi else ""
+            lines.append(f"| {r['rm']} | {r['what']} | {_acc(r['task_pairwise_accuracy'])} | {_acc(r['bon_lift'])} | "
+                         f"{100 * r['vs_heuristic']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]{noise} | "
+                         + " | ".join(f"{100 * r['per_task'][t]:+.1f}" for t in tasks) + " |")
+
+    table(result["rows"])
+    if result.get("in_task"):
+        lines += ["", "## In-task: task-id folds within the held-in tasks", "",
+                  "Five folds of task ids; each head is fitted on every held-in task's other folds and picks in the "
+                  "held-out ids' groups: how the RM ranks a task it was trained on (the train-rm stage chooses "
+                  "its selector for its training tasks this way).", "", *head]
+        table(result["in_task"])
     return "\n".join(lines) + "\n"
 
 

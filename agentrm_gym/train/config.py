@@ -108,6 +108,8 @@ class PipelineConfig:
     rm_selector: str = _f("auto", "pooled RM: rank by its value (ridge), by the heuristic with the value breaking "
                                   "its ties (heuristic-ties), or auto: the one whose pick beats the heuristic's by "
                                   "the higher lower CI bound in the rm_cv cross-validation (agentrm_gym.rm.selector)")
+    rm_seen_selector: bool = _f(True, "pooled RM with rm_cv=task: choose a second selector, by task-id folds within "
+                                      "the held-in tasks, for the states of the tasks it was trained on")
     rm_epochs: int = _f(3, "RM training epochs")
     rm_batch_size: int = _f(16, "RM batch size")
     rm_max_length: int = _f(256, "RM input tokens (header kept, history cut from the left)")

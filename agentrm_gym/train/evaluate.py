@@ -187,7 +187,8 @@ def rm_identity(rm: Any) -> str:
     weights = getattr(rm, "weights", None)
     head = [] if weights is None else [float(x) for x in np.asarray(weights).ravel()]
     blob = json.dumps([getattr(rm, "kind", ""), getattr(rm, "backbone", ""), head, getattr(rm, "bias", None),
-                       getattr(rm, "scale", None), getattr(rm, "tie_break", None)])
+                       getattr(rm, "scale", None), getattr(rm, "tie_break", None)]
+                      + ([rm.seen] if getattr(rm, "seen", None) else []))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -71,7 +71,7 @@ def pooled_candidates(cfg: PipelineConfig, root: str | Path) -> list[Any]:
                              "(BACKBONE: minilm, policy or a model directory)")
         out.append(PooledConfig(backbone=rm_backbone(cfg, root, name), max_length=cfg.rm_max_length,
                                 stats=bool(plus), alphas=list(cfg.rm_alphas), cv=cfg.rm_cv, seed=cfg.seed,
-                                selector=cfg.rm_selector))
+                                selector=cfg.rm_selector, seen_selector=cfg.rm_seen_selector))
     return out
 
 

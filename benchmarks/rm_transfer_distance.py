@@ -1,0 +1,92 @@
+"""How far does the RM's learned part carry? ALFWorld's groups ranked from three distances (issue 21, train data).
+
+Usage::
+
+    python benchmarks/rm_transfer_distance.py runs/demo_idle
+
+The run's RM head (its encoder's embedding + the four trajectory statistics, ridge on group-centred values at
+the card's alpha), and the encoder and the statistics alone, each pick among ALFWorld's sampled TRAIN groups
+(the final states Best-of-N ranks) against the heuristic's pick, fitted on three training sets:
+
+* ``in-task``: every held-in task's pairs but those of the held-out fold's ALFWorld task ids (5 folds of ids);
+* ``task type left out``: every held-in pair but ALFWorld's pairs of the same task type (pick, clean, heat,
+  cool, examine, pick two: read off the goal), so ALFWorld's other types are seen, this one never;
+* ``task left out``: WebShop's and ScienceWorld's pairs only (the leave-one-task-out fold the selector uses).
+
+Progress points of the pick minus the heuristic's pick (ties share a pick), mean over groups with a 95%
+bootstrap CI. Embeddings are cached in the run's ``analysis/labels_embeddings.npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from agentrm_gym.rm.format import RMFormat
+from agentrm_gym.rm.heuristic import repeated_actions
+from agentrm_gym.rm.pooled import PooledConfig, centre_by_group, cv_folds, fit_ridge, text_stats
+from agentrm_gym.rm.selector import final_groups, gain_over_heuristic
+from agentrm_gym.train.analyses import _run
+from agentrm_gym.train.analyses_labels import _embeddings
+
+#: ALFWorld's task types, by the first pattern its goal matches.
+TYPES = (("pick two", r"\btwo\b"), ("examine", r"^(examine|look at)"), ("clean", r"\bclean\b"),
+         ("heat", r"\b(hot|heat)\b"), ("cool", r"\b(cool|cold)\b"), ("pick", r""))
+
+
+def task_type(goal: str) -> str:
+    """The ALFWorld task type of a goal (:data:`TYPES`)."""
+    return next(name for name, pattern in TYPES if re.search(pattern, goal.lower()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run whose held-in tasks include ALFWorld")
+    args = ap.parse_args(argv)
+    root = Path(args.run)
+    if not (root / "rm" / "agentrm_rm.json").exists():  # `make bench` runs every script without arguments
+        print(f"skipped: {root / 'rm'} not found; run `make demo` (or give a finished run) first")
+        return
+    cfg, pairs, card = _run(root)
+    alfworld = np.array([p["task"] == "ALFWorld" for p in pairs])
+    if not alfworld.any() or len({p["task"] for p in pairs}) < 2:
+        print(f"skipped: {root}'s pairs hold no ALFWorld, or ALFWorld alone")
+        return
+    fmt = RMFormat(style=cfg.rm_text)
+    alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
+    texts = [fmt.text(p["state"]) for p in pairs]
+    e = _embeddings(root, cfg, card, texts)
+    s = np.array([text_stats(t, fmt.obs_chars) for t in texts])
+    values = np.array([p["value"] for p in pairs])
+    y = centre_by_group(values, [p["group"] for p in pairs])
+    repeats = np.array([repeated_actions(p["state"]) for p in pairs], dtype=np.float64)
+    members = [m for m in final_groups([p["group"] for p in pairs], [p["source"] for p in pairs]) if alfworld[m[0]]]
+    types = np.array([task_type(p["state"].goal) if a else "" for p, a in zip(pairs, alfworld, strict=True)])
+    id_folds = cv_folds(pairs, sorted({(p["task"], p["task_id"]) for p in pairs}), PooledConfig(cv="task_id"))
+    schemes = {  # held-out part -> its training rows, per scheme
+        "in-task": [(alfworld & (id_folds == k), id_folds != k) for k in range(id_folds.max() + 1)],
+        "task type left out": [(types == t, types != t) for t in sorted(set(types) - {""})],
+        "task left out": [(alfworld, ~alfworld)],
+    }
+    per_type = Counter(str(types[m[0]]) for m in members)
+    print(f"{len(members)} ALFWorld groups ({', '.join(f'{t} {n}' for t, n in sorted(per_type.items()))}); "
+          f"alpha {alpha}")
+    print(f"{'features':<22} " + " ".join(f"{name:>24}" for name in schemes))
+    for label, x in (("encoder + statistics", np.hstack([e, s])), ("encoder only", e), ("statistics only", s)):
+        cells = []
+        for parts in schemes.values():
+            pred = np.zeros(len(pairs))
+            for held, train in parts:
+                w, b = fit_ridge(x[train], y[train], alpha)
+                pred[held] = x[held] @ w + b
+            g = gain_over_heuristic(pred, repeats, values, members, cfg.seed)
+            cells.append(f"{100 * g['mean']:+.1f} [{100 * g['ci'][0]:+.1f}, {100 * g['ci'][1]:+.1f}]")
+        print(f"{label:<22} " + " ".join(f"{c:>24}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
