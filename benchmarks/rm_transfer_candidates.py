@@ -15,7 +15,10 @@ the heuristic's pick (ties share a pick), 95% bootstrap CI over groups, per task
 * ``shape``: task-agnostic flags of every step (a new action? a new observation? a changed one?), their
   shares over all and the last five steps, bigrams of (new action, new observation), how late the last new
   action came; ``+ goal words``: the share of steps whose observation shows a goal word first and of the
-  goal's words seen; each alone and added to the RM's features.
+  goal's words seen; each alone and added to the RM's features;
+* ``goal similarity``: the run's encoder's cosine between the goal and each observation (its maximum, the
+  last, the mean of the last five, the mean, the last minus the first) and each action (maximum, mean of
+  the last five, mean), alone and beside the four statistics.
 
 Prints one line per (features, alpha). Embeddings are cached in the run's ``analysis/labels_embeddings.npz``.
 """
@@ -31,7 +34,7 @@ import numpy as np
 
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.rm.heuristic import repeated_actions
-from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, text_stats
+from agentrm_gym.rm.pooled import STAT_NAMES, centre_by_group, fit_ridge, text_stats
 from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, pick_differences
 from agentrm_gym.train.analyses import _run
 from agentrm_gym.train.analyses_labels import _embeddings
@@ -75,6 +78,33 @@ def shape_features(state: AgentState, goal_words: bool = False) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def goal_similarity(root: Path, cfg: object, card: dict, states: list[AgentState]) -> np.ndarray:
+    """The ``goal similarity`` features of ``states`` (module docstring), with the run's encoder."""
+    from agentrm_gym.rm.pooled import PooledValueRewardModel, load_encoder
+    from agentrm_gym.train.analyses import _backbone
+
+    def clip(text: str, limit: int = 200) -> str:
+        return " ".join(text.split())[:limit]
+
+    index: dict[str, int] = {}
+    for st in states:
+        for text in [st.goal, clip(st.observation), *(clip(x.observation) for x in st.steps),
+                     *(clip(x.action, 100) for x in st.steps)]:
+            index.setdefault(text, len(index))
+    encoder, tok = load_encoder(_backbone(root, cfg, card))
+    emb = PooledValueRewardModel(encoder, tok, np.zeros(int(encoder.config.hidden_size)), 0.0, max_length=128,
+                                 batch_size=64).embed_texts(list(index), progress=True).astype(np.float64)
+    out = []
+    for st in states:
+        goal = emb[index[st.goal]]
+        obs = np.array([emb[index[clip(x.observation)]] @ goal for x in st.steps] or
+                       [emb[index[clip(st.observation)]] @ goal])
+        act = np.array([emb[index[clip(x.action, 100)]] @ goal for x in st.steps] or [0.0])
+        out.append([obs.max(), obs[-1], obs[-5:].mean(), obs.mean(), obs[-1] - obs[0], act.max(), act[-5:].mean(),
+                    act.mean()])
+    return np.array(out)
+
+
 def _within(x: np.ndarray, groups: list[str], tasks: np.ndarray | None = None) -> np.ndarray:
     """Each row minus its group's mean; with ``tasks``, then every task's columns scaled to unit deviation."""
     out = x.copy()
@@ -115,10 +145,13 @@ def main(argv: list[str] | None = None) -> None:
             "within-group centred, task-standardised": _within(rm, groups, tasks), "shape": shape,
             "shape + goal words": goal, "RM features + shape": np.hstack([rm, shape]),
             "RM features + shape + goal words": np.hstack([rm, goal])}
+    similarity = goal_similarity(root, cfg, card, [p["state"] for p in pairs])
+    rows.update({"goal similarity": similarity,
+                 "goal similarity + 4 statistics": np.hstack([similarity, rm[:, -len(STAT_NAMES):]])})
     print(f"{len(members)} groups over {', '.join(names)}; leave-one-task-out; points vs the heuristic's pick")
     print(f"{'features':<42} {'alpha':>6}  {'vs heuristic (95% CI)':<22} " + " ".join(f"{t:>12}" for t in names))
     for label, x in rows.items():
-        for alpha in (1.0, 10.0):
+        for alpha in (0.1, 1.0, 10.0):
             pred = np.zeros(len(pairs))
             for task in names:
                 w, b = fit_ridge(x[tasks != task], y[tasks != task], alpha)
