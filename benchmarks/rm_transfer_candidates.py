@@ -149,6 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     rows.update({"goal similarity": similarity,
                  "goal similarity + 4 statistics": np.hstack([similarity, rm[:, -len(STAT_NAMES):]])})
     print(f"{len(members)} groups over {', '.join(names)}; leave-one-task-out; points vs the heuristic's pick")
+    for t in names:  # the room: the heuristic's pick (ties share it) against the best candidate's value
+        own = [m for m in members if tasks[m[0]] == t]
+        best = np.mean([values[m].max() for m in own])
+        pick = np.mean([values[m][repeats[m] == repeats[m].min()].mean() for m in own])
+        print(f"  {t}: heuristic's pick {100 * pick:.1f}, best candidate {100 * best:.1f} (progress, %)")
     print(f"{'features':<42} {'alpha':>6}  {'vs heuristic (95% CI)':<22} " + " ".join(f"{t:>12}" for t in names))
     for label, x in rows.items():
         for alpha in (0.1, 1.0, 10.0):
