@@ -124,7 +124,12 @@ def _write_eval(root: Path) -> tuple[list[str], list[str]]:
                                        "/x/policy": {"alpha": 3.0, "task_pairwise_accuracy": 0.48,
                                                      "pairwise_accuracy": 0.5, "bon_lift": 0.0}},
                         "baselines": {"stats-only": {"alpha": 0.1, "task_pairwise_accuracy": 0.66,
-                                                     "pairwise_accuracy": 0.67, "bon_lift": 0.04, "per_task": {}}}}}
+                                                     "pairwise_accuracy": 0.67, "bon_lift": 0.04, "per_task": {}}},
+                        "selector": {"chosen": "heuristic-ties", "ridge": {"mean": 0.01, "ci": [-0.006, 0.026]},
+                                     "heuristic-ties": {"mean": 0.005, "ci": [0.0004, 0.0104]}},
+                        "selector_seen": {"chosen": "ridge", "tasks": ["A", "C"],
+                                          "ridge": {"mean": 0.018, "ci": [0.004, 0.033]},
+                                          "heuristic-ties": {"mean": 0.004, "ci": [-0.001, 0.009]}}}}
     (root / "rm" / "agentrm_rm.json").write_text(json.dumps(card))
     return ["A", "B"], lines
 
@@ -156,6 +161,9 @@ def test_baseline_rows_gains_and_cv_figures_in_table(tmp_path: Path) -> None:
     assert "What the learned RM adds over its baselines" in md and "- over `heuristic`" in md
     assert "| policy+stats (chosen) | 0.700 |" in md and "| baseline: stats-only | 0.660 |" in md
     assert "leave-one-task-out" in md
+    assert "- on its training tasks (A, C): `ridge`, chosen on task-id folds within them (ridge +1.8 [+0.4, +3.3], " \
+           "heuristic-ties +0.4 [-0.1, +0.9])" in md
+    assert "- on other tasks: `heuristic-ties`, chosen on the folds above (ridge +1.0 [-0.6, +2.6]" in md
 
 
 def test_demo_preset_reads_the_rm_against_its_baselines() -> None:

@@ -236,8 +236,10 @@ def rm_cv_figures(rm_dir: Path) -> dict[str, Any]:
     if cv == "task" and len(training.get("tasks") or []) < 2:
         cv = "task_id"  # one held-in task: pooled.cv_folds splits its task ids
     candidates = {_candidate_label(k): v for k, v in (metrics.get("candidates") or {"(the RM)": chosen}).items()}
+    selectors = {name: metrics[key] for name, key in (("unseen", "selector"), ("seen", "selector_seen"))
+                 if isinstance(metrics.get(key), dict)}
     return {"cv": cv, "folds": metrics.get("cv_folds"), "chosen": _candidate_label(metrics.get("chosen") or ""),
-            "candidates": candidates, "baselines": metrics.get("baselines") or {}}
+            "candidates": candidates, "baselines": metrics.get("baselines") or {}, "selectors": selectors}
 
 
 def _candidate_label(name: str) -> str:

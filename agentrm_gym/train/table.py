@@ -268,7 +268,35 @@ def format_rm_cv(rm_cv: Mapping[str, Any]) -> list[str]:
               "the value of the top-scored state minus its group's mean. Baselines: "
               + "; ".join(f"{k}: {v}" for k, v in BASELINE_NOTES.items() if k in (rm_cv.get("baselines") or {}))
               + ". Their Best-of-N rows above are paired with the explicit RM on the same candidates.", ""]
-    return lines
+    return lines + format_selectors(rm_cv.get("selectors") or {})
+
+
+def format_selectors(selectors: Mapping[str, Any]) -> list[str]:
+    """How the explicit RM ranks (its card's ``metrics.selector`` / ``selector_seen``): which selector on which
+    tasks, and each selector's pick against the heuristic's on its held-out folds (lines; none without them)."""
+    def gains(sel: Mapping[str, Any]) -> str:
+        parts = []
+        for name in ("ridge", "heuristic-ties"):
+            g = sel.get(name) or {}
+            if g.get("mean") is not None:
+                lo, hi = g["ci"]
+                parts.append(f"{name} {100 * g['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+        return ", ".join(parts)
+
+    lines = []
+    if "seen" in selectors:
+        seen = selectors["seen"]
+        lines.append(f"- on its training tasks ({', '.join(seen.get('tasks') or [])}): `{seen.get('chosen')}`, chosen on "
+                     f"task-id folds within them ({gains(seen)})")
+    if "unseen" in selectors:
+        unseen = selectors["unseen"]
+        lines.append(f"- on {'other' if 'seen' in selectors else 'all'} tasks: `{unseen.get('chosen')}`, chosen on "
+                     f"the folds above ({gains(unseen)})")
+    if not lines:
+        return []
+    return ["How the explicit RM ranks (`ridge`: its value; `heuristic-ties`: fewest repeated actions first, the "
+            "value within ties), each selector's Best-of-N pick minus the heuristic's, points, 95% CI over groups:",
+            "", *lines, ""]
 
 
 def _fmt_acc(v: Any) -> str:
