@@ -25,18 +25,17 @@ Prints one line per (features, alpha). Embeddings are cached in the run's ``anal
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 from pathlib import Path
 
 import numpy as np
+from rm_transfer_distance import open_run
 
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.rm.heuristic import repeated_actions
 from agentrm_gym.rm.pooled import STAT_NAMES, centre_by_group, fit_ridge, text_stats
 from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, pick_differences
-from agentrm_gym.train.analyses import _run
 from agentrm_gym.train.analyses_labels import _embeddings
 from agentrm_gym.trajectory import AgentState
 
@@ -118,14 +117,10 @@ def _within(x: np.ndarray, groups: list[str], tasks: np.ndarray | None = None) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run with two held-in tasks or more")
-    args = ap.parse_args(argv)
-    root = Path(args.run)
-    if not (root / "rm" / "agentrm_rm.json").exists():  # `make bench` runs every script without arguments
-        print(f"skipped: {root / 'rm'} not found; run `make demo` (or give a finished run) first")
+    opened = open_run(argv, __doc__, "with two held-in tasks or more")
+    if opened is None:
         return
-    cfg, pairs, card = _run(root)
+    root, cfg, pairs, card = opened
     tasks = np.array([p["task"] for p in pairs])
     names = sorted(set(tasks))
     if len(names) < 2:

@@ -23,6 +23,7 @@ import argparse
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,15 +44,23 @@ def task_type(goal: str) -> str:
     return next(name for name, pattern in TYPES if re.search(pattern, goal.lower()))
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run whose held-in tasks include ALFWorld")
-    args = ap.parse_args(argv)
-    root = Path(args.run)
+def open_run(argv: list[str] | None, doc: str, what: str) -> tuple[Path, Any, list[dict[str, Any]], dict[str, Any]] | None:
+    """``(run, config, pairs, RM card)`` of the finished run named on the command line (``what`` it must be), or
+    ``None`` after saying why it is skipped."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("run", nargs="?", default="runs/demo", help=f"a finished run {what}")
+    root = Path(ap.parse_args(argv).run)
     if not (root / "rm" / "agentrm_rm.json").exists():  # `make bench` runs every script without arguments
         print(f"skipped: {root / 'rm'} not found; run `make demo` (or give a finished run) first")
+        return None
+    return (root, *_run(root))
+
+
+def main(argv: list[str] | None = None) -> None:
+    opened = open_run(argv, __doc__, "whose held-in tasks include ALFWorld")
+    if opened is None:
         return
-    cfg, pairs, card = _run(root)
+    root, cfg, pairs, card = opened
     alfworld = np.array([p["task"] == "ALFWorld" for p in pairs])
     if not alfworld.any() or len({p["task"] for p in pairs}) < 2:
         print(f"skipped: {root}'s pairs hold no ALFWorld, or ALFWorld alone")
