@@ -1,4 +1,4 @@
-"""How far does the RM's learned part carry? ALFWorld's groups ranked from three distances (issue 21, train data).
+"""How far does the RM's learned part carry? ALFWorld's groups ranked from four distances (issue 21, train data).
 
 Usage::
 
@@ -9,6 +9,8 @@ the card's alpha), and the encoder and the statistics alone, each pick among ALF
 (the final states Best-of-N ranks) against the heuristic's pick, fitted on three training sets:
 
 * ``in-task``: every held-in task's pairs but those of the held-out fold's ALFWorld task ids (5 folds of ids);
+* ``floor plans left out``: the same with 5 folds of ALFRED floor plans, so the held-out ids' rooms are never
+  seen (ALFWorld's test split lives on four floor plans its train split never uses);
 * ``task type left out``: every held-in pair but ALFWorld's pairs of the same task type (pick, clean, heat,
   cool, examine, pick two: read off the goal), so ALFWorld's other types are seen, this one never;
 * ``task left out``: WebShop's and ScienceWorld's pairs only (the leave-one-task-out fold the selector uses).
@@ -76,14 +78,23 @@ def main(argv: list[str] | None = None) -> None:
     members = [m for m in final_groups([p["group"] for p in pairs], [p["source"] for p in pairs]) if alfworld[m[0]]]
     types = np.array([task_type(p["state"].goal) if a else "" for p, a in zip(pairs, alfworld, strict=True)])
     id_folds = cv_folds(pairs, sorted({(p["task"], p["task_id"]) for p in pairs}), PooledConfig(cv="task_id"))
+    from agentrm_gym.envs.alfworld.scenes import scene_for
+
+    plans = {p["task_id"]: scene_for("train", int(p["task_id"].split("-")[1])).floor_plan
+             for p, a in zip(pairs, alfworld, strict=True) if a}
+    order = np.random.default_rng(cfg.seed).permutation(sorted(set(plans.values())))
+    fold_of_plan = {int(plan): k % 5 for k, plan in enumerate(order)}
+    plan_folds = np.array([fold_of_plan[plans[p["task_id"]]] if a else -1 for p, a in zip(pairs, alfworld, strict=True)])
     schemes = {  # held-out part -> its training rows, per scheme
         "in-task": [(alfworld & (id_folds == k), id_folds != k) for k in range(id_folds.max() + 1)],
+        "floor plans left out": [(alfworld & (plan_folds == k), plan_folds != k) for k in range(5)],
         "task type left out": [(types == t, types != t) for t in sorted(set(types) - {""})],
         "task left out": [(alfworld, ~alfworld)],
     }
     per_type = Counter(str(types[m[0]]) for m in members)
     print(f"{len(members)} ALFWorld groups ({', '.join(f'{t} {n}' for t, n in sorted(per_type.items()))}); "
           f"alpha {alpha}")
+    print(f"{len(set(plans.values()))} floor plans under ALFWorld's train ids")
     print(f"{'features':<22} " + " ".join(f"{name:>24}" for name in schemes))
     for label, x in (("encoder + statistics", np.hstack([e, s])), ("encoder only", e), ("statistics only", s)):
         cells = []
