@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,23 @@ def test_cli_stage_commands(smoke_run: tuple[Path, dict, dict]) -> None:
     assert {"pipeline expert", "pipeline sft", "pipeline explore", "pipeline extract", "pipeline train-rm",
             "pipeline evaluate", "table", "pipeline all"} <= names
     assert set(STAGE_NAMES) == {"expert", "sft", "explore", "extract", "train-rm", "evaluate"}
+
+
+def test_spread_order_draws_every_family_of_a_sorted_split() -> None:
+    from agentrm_gym.train.config import spread_order
+
+    for n in (0, 1, 2, 7, 100, 3592):  # a permutation of any length
+        assert sorted(spread_order(list(range(n)))) == list(range(n))
+    # a split sorted by family (10 families of 30 to 75 ids): the first 20 ids reach all of them
+    ids = [f"f{f}@{k}" for f in range(10) for k in range(30 + 5 * f)]
+    assert len({i.split("@")[0] for i in spread_order(ids)[:20]}) == 10
+    assert len({i.split("@")[0] for i in ids[:20]}) == 1  # where the split's own order stays in one
+    # a split cycling through six types (ALFWorld's index % 6): any window of the order keeps them balanced
+    counts = Counter(i % 6 for i in spread_order(list(range(3553)))[43:113])
+    assert len(counts) == 6 and max(counts.values()) - min(counts.values()) <= 3
+    cfg = preset("demo")
+    assert cfg.train_order == "spread" and preset("smoke").train_order == "split"
+    assert cfg.ordered_train_ids(range(4)) == ["0", "3", "2", "1"]
+    assert cfg.replace(train_order="split").ordered_train_ids(range(3)) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="train_order"):
+        cfg.replace(train_order="random").ordered_train_ids(range(3))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,9 @@ class PipelineConfig:
     max_new_tokens: int = _f(40, "generation cap of one policy turn")
     action_grounding: str = _f("fuzzy", "none | fuzzy: map each generated action to the nearest admissible one")
     # ----------------------------------------------------------------- 3. explore
+    train_order: str = _f("split", "how the expert, the trees and the groups take a task's TRAIN ids: split (the "
+                                   "split's own order) or spread (every prefix spread evenly over the split; "
+                                   "ScienceWorld's train split is sorted by task family)")
     explore_trees: int = _f(8, "MCTS trees per held-in task (train ids after the expert's)")
     mcts_iterations: int = _f(8, "MCTS iterations per tree")
     mcts_k: int = _f(3, "actions sampled per expansion")
@@ -141,6 +146,14 @@ class PipelineConfig:
         n = self.expert_episodes_held_in if task in self.rm_tasks else self.expert_episodes
         return _capped(n, self.expert_caps, task)
 
+    def ordered_train_ids(self, ids: Sequence[Any]) -> list[str]:
+        """A task's TRAIN ids in the order the stages take them: the expert's first, then the trees', then
+        the groups' (``train_order``)."""
+        if self.train_order not in ("split", "spread"):
+            raise ValueError(f"train_order must be 'split' or 'spread', got {self.train_order!r}")
+        ids = [str(i) for i in ids]
+        return ids if self.train_order == "split" else spread_order(ids)
+
     def group_count(self, task: str) -> int:
         """Sampled groups of ``task``: ``explore_groups`` lowered by ``group_caps``."""
         return _capped(self.explore_groups, self.group_caps, task)
@@ -185,6 +198,18 @@ class PipelineConfig:
         return self.replace(**changes)
 
 
+
+def spread_order(items: Sequence[Any]) -> list[Any]:
+    """``items`` reordered so that every prefix is spread over them: positions ``j * s mod n`` with ``s`` the
+    integer nearest ``n / golden ratio`` that is coprime to ``n`` (a permutation; the golden-ratio sequence has
+    no short period, so a task's families or types sorted or cycling through its split are all drawn)."""
+    n = len(items)
+    step = max(1, round(n / ((1 + 5 ** 0.5) / 2)))
+    while math.gcd(step, n) > 1:
+        step += 1
+    return [items[(j * step) % n] for j in range(n)]
+
+
 def _capped(n: int, caps: list[str], task: str) -> int:
     """``n`` lowered by a ``TASK:N`` entry of ``caps`` for ``task``."""
     for cap in caps:
@@ -218,7 +243,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "demo": {
         "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30,
-        "expert_episodes_held_in": 40, "sft_steps": 300, "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
+        "expert_episodes_held_in": 40, "sft_steps": 300, "train_order": "spread", "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
         "explore_groups": 100, "group_caps": ["ALFWorld:70", "ScienceWorld:24"], "group_prefix_stride": 10,
         "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
         "rm_max_length": 320,
@@ -226,7 +251,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "beam_episodes": 8, "eval_rms": ["implicit", "judge", *BASELINE_RMS], "rm_eval_episodes": 3, "workers": 0,
     },
     "full": {
-        "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
+        "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "train_order": "spread", "n_layer": 4,
+        "n_embd": 256,
         "n_head": 8, "context": 1024, "sft_steps": 4000, "explore_trees": 100, "mcts_iterations": 30,
         "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
         "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",

@@ -101,7 +101,7 @@ def run_expert(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         if env is None:
             notes.append(why)
             return []
-        ids = [(task, str(i)) for i in unwrap_text_env(env).task_ids("train")[: cfg.expert_count(task)]]
+        ids = [(task, i) for i in cfg.ordered_train_ids(unwrap_text_env(env).task_ids("train"))[: cfg.expert_count(task)]]
         order.extend(ids)
         return [i for i in ids if i not in done]
 

@@ -118,7 +118,7 @@ def sample_groups(cfg: PipelineConfig, ctx: StageContext, writer: Any = None) ->
         if env is None:
             notes.append(why)
             return []
-        ids = [str(i) for i in unwrap_text_env(env).task_ids("train")]
+        ids = cfg.ordered_train_ids(unwrap_text_env(env).task_ids("train"))
         skip = cfg.expert_count(task) + cfg.explore_trees
         ids = (ids[skip:] if len(ids) > skip else ids)[: cfg.group_count(task)]
         order.extend((task, i) for i in ids)
@@ -180,7 +180,7 @@ def run_explore(cfg: PipelineConfig, root: str | Path) -> dict[str, Any]:
         if env is None:
             notes.append(why)
             return []
-        ids = [str(i) for i in unwrap_text_env(env).task_ids("train")]
+        ids = cfg.ordered_train_ids(unwrap_text_env(env).task_ids("train"))
         ids = (ids[cfg.expert_count(task):] or ids)[: cfg.explore_trees]
         order.extend((task, i) for i in ids)
         return [(task, i) for i in ids if (task, i) not in finished]
