@@ -243,7 +243,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "demo": {
         "name": "demo", "expert_caps": ["Jericho:8", "ScienceWorld:25"], "expert_episodes": 30,
-        "expert_episodes_held_in": 40, "sft_steps": 300, "train_order": "spread", "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
+        "expert_episodes_held_in": 40, "sft_steps": 300, "explore_trees": 3, "mcts_iterations": 6, "min_visits": 2,
         "explore_groups": 100, "group_caps": ["ALFWorld:70", "ScienceWorld:24"], "group_prefix_stride": 10,
         "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
         "rm_max_length": 320,
@@ -251,8 +251,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "beam_episodes": 8, "eval_rms": ["implicit", "judge", *BASELINE_RMS], "rm_eval_episodes": 3, "workers": 0,
     },
     "full": {
-        "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "train_order": "spread", "n_layer": 4,
-        "n_embd": 256,
+        "name": "full", "expert_episodes": 200, "expert_episodes_held_in": 500, "n_layer": 4, "n_embd": 256,
         "n_head": 8, "context": 1024, "sft_steps": 4000, "explore_trees": 100, "mcts_iterations": 30,
         "explore_max_steps": 30, "min_visits": 2, "explore_groups": 500, "group_prefix_stride": 5,
         "temperature": 0.5, "rm_kind": "pooled", "rm_candidates": list(RM_CANDIDATES), "rm_text": "compact",
