@@ -219,15 +219,14 @@ class PooledValueRewardModel(RewardModel):
         from agentrm_gym.rm.selector import heuristic_ties
 
         values = np.asarray(values, dtype=np.float64)
-        rules = [self.tie_break] * len(texts)
-        if self.seen is not None:
-            rules = [self.seen["tie_break"] if self.fmt.task_of(t, self.seen["tasks"]) else self.tie_break
-                     for t in texts]
+        seen = np.array([self.seen is not None and self.fmt.task_of(t, self.seen["tasks"]) is not None
+                         for t in texts], dtype=bool)
         out = values.copy()
-        for i, rule in enumerate(rules):
-            if rule is not None:
-                out[i] = heuristic_ties(values[i:i + 1], np.array([text_repeats(texts[i])]), rule["center"],
-                                        rule["scale"])[0]
+        for rule, rows in ((self.tie_break, np.flatnonzero(~seen)),
+                           (self.seen["tie_break"] if self.seen else None, np.flatnonzero(seen))):
+            if rule is not None and len(rows):
+                out[rows] = heuristic_ties(values[rows], np.array([text_repeats(texts[i]) for i in rows]),
+                                           rule["center"], rule["scale"])
         return out
 
     def card(self) -> dict[str, Any]:

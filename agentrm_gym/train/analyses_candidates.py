@@ -66,6 +66,7 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
         PooledConfig,
         centre_by_group,
         cv_folds,
+        cv_predictions,
         fit_ridge,
         group_ranking_metrics,
         text_stats,
@@ -152,15 +153,10 @@ def rm_candidates(run: str | Path, resamples: int = 2000) -> dict[str, Any]:
                 "per_task": {t: float(diffs[group_task == t].mean()) for t in task_names}}
 
     # in-task: task-id folds within the held-in tasks, every task in training (the RM on a task it was trained on)
-    folds = np.full(len(records), -1)
-    folds[:n] = cv_folds(pairs, sorted({(p["task"], p["task_id"]) for p in pairs}),
-                         PooledConfig(cv="task_id", seed=cfg.seed))
+    folds = cv_folds(pairs, sorted({(p["task"], p["task_id"]) for p in pairs}), PooledConfig(cv="task_id", seed=cfg.seed))
     in_task = {"heuristic": heuristic}
     for name, x in [("the run's RM", es), ("encoder only", e), ("statistics only", s)]:
-        pred = np.zeros(len(records))
-        for k in range(folds.max() + 1):
-            pred[folds == k] = ridge(x, (folds >= 0) & (folds != k))(x[folds == k])
-        in_task[name] = pred
+        in_task[name] = np.concatenate([cv_predictions(x[:n], y[:n], folds, alpha), np.zeros(len(records) - n)])
     own = in_task["the run's RM"]
     in_task["heuristic, RM breaks ties"] = heuristic_ties(own, repeats, float(own.mean()), float(own.std() or 1.0))
     whats["statistics only"] = "the four trajectory statistics alone, ridge"
