@@ -237,6 +237,41 @@ def test_implicit_rm(maze_samples, tmp_path) -> None:
     np.testing.assert_allclose(loaded.score(states[:5]), scores, atol=1e-5)
 
 
+def test_implicit_rm_bradley_terry_learns_the_order_within_groups(maze_samples, tmp_path) -> None:
+    """loss="bt" fits only the order within each group: the training groups' pairs end up ranked right, the
+    split is by group, and a missing or mismatched group list is refused."""
+    from agentrm_gym.rm.implicit import train_implicit_rm
+
+    fmt = RMFormat()
+    states = [s for s, _ in maze_samples if s.steps][:40]
+    labels = [(s, float(s.steps[-1].progress)) for s in states]
+    groups = [i // 4 for i in range(len(states))]
+    ranked = [g for g in set(groups) if len({y for (_, y), h in zip(labels, groups, strict=True) if h == g}) > 1]
+    assert len(ranked) >= 3
+    policy, reference, tok = _lm_pair([fmt.text(s) for s in states])
+    with pytest.raises(ValueError, match="groups="):
+        train_implicit_rm(labels, policy, reference, tok, out_dir=tmp_path / "x", loss="bt")
+    with pytest.raises(ValueError, match="keys for"):
+        train_implicit_rm(labels, policy, reference, tok, groups=groups[:-1], out_dir=tmp_path / "x", loss="bt")
+
+    def accuracy(rm) -> float:
+        scores, right, n = rm.score(states), 0.0, 0
+        for i, (_, yi) in enumerate(labels):
+            for j, (_, yj) in enumerate(labels):
+                if groups[i] == groups[j] and yi > yj:
+                    n, right = n + 1, right + (scores[i] > scores[j]) + 0.5 * (scores[i] == scores[j])
+        return right / n
+
+    from agentrm_gym.rm.implicit import ImplicitRewardModel
+
+    assert accuracy(ImplicitRewardModel(policy, reference, tok, max_length=256)) == 0.5  # policy == reference
+    trained = train_implicit_rm(labels, policy, reference, tok, groups=groups, out_dir=tmp_path, epochs=8,
+                                batch_size=2, lr=3e-3, max_length=256, val_fraction=0.0, loss="bt")
+    assert accuracy(trained) > 0.8
+    card = load_reward_model(tmp_path).card()
+    assert card["objective"] == "bt" and card["training"]["groups"] == len(ranked)
+
+
 def test_judge_pointwise_and_listwise(tmp_path) -> None:
     from agentrm_gym.rm.judge import JudgeRewardModel
 

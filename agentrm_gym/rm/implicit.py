@@ -10,7 +10,11 @@ so far, which PRIME trains against outcome labels) or the last step's ``r_T`` (`
 without steps scores 0. Inputs longer than ``max_length`` tokens keep their end.
 
 Training (:func:`train_implicit_rm`) fits the policy on outcome labels ``y`` in [0, 1]: cross-entropy
-``BCE(sigmoid(score), y)`` (``loss="ce"``) or ``MSE(score, y)``; the reference stays frozen.
+``BCE(sigmoid(score), y)`` (``loss="ce"``, PRIME's), ``MSE(score, y)``, or, given each sample's group (the
+candidates compared with each other), the within-group Bradley-Terry loss ``-log sigmoid(score_i - score_j)``
+over the group's pairs with ``y_i > y_j`` (``loss="bt"``: DPO's loss on the implicit reward, which learns only
+the order within a group, what Best-of-N asks of it, not the outcome's level across tasks). The reference
+stays frozen.
 """
 
 from __future__ import annotations
@@ -187,53 +191,78 @@ def train_implicit_rm(
     tokenizer: Any,
     config: ImplicitConfig | None = None,
     *,
+    groups: Sequence[Any] | None = None,
     out_dir: str | Path = "runs/implicit_rm",
     fmt: RMFormat | None = None,
     backbone: str = "",
     log_dir: str | Path | None = None,
     **overrides: Any,
 ) -> ImplicitRewardModel:
-    """Fit the policy of an implicit RM on outcome labels in [0, 1] (``loss="ce"`` or ``"mse"``).
+    """Fit the policy of an implicit RM on outcome labels in [0, 1] (``loss`` ``"ce"``, ``"mse"`` or ``"bt"``).
 
     The config is an :class:`ImplicitConfig` (``loss``, ``beta``, ``aggregate`` besides the
     :class:`TrainConfig` fields); ``overrides`` change single fields. The reference stays frozen.
-    TensorBoard (in ``log_dir``, default ``out_dir``): ``losses/rm_ce`` or ``losses/rm_mse``,
-    ``rm/val_loss``, ``rm/val_spearman``. Saves the RM (policy, reference, card) to ``out_dir``.
+    ``groups`` (one key per sample) is needed by ``loss="bt"``: its items are then the groups holding two
+    labels or more, ``batch_size`` of them a step, split into train and validation by group.
+    TensorBoard (in ``log_dir``, default ``out_dir``): ``losses/rm_<loss>``, ``rm/val_loss``, and
+    ``rm/val_spearman`` (``ce``, ``mse``) or ``rm/val_pairwise_accuracy`` (``bt``). Saves the RM (policy,
+    reference, card) to ``out_dir``.
     """
     torch = require_torch()
     from agentrm_gym.rm.metrics import spearman
 
     cfg = ImplicitConfig.build(config, **overrides)
     loss = cfg.loss
-    if loss not in ("ce", "mse"):
-        raise ValueError(f"loss must be 'ce' or 'mse', got {loss!r}")
+    if loss not in ("ce", "mse", "bt"):
+        raise ValueError(f"loss must be 'ce', 'mse' or 'bt', got {loss!r}")
     data = [(s, float(y)) for s, y in samples]
     if len(data) < 2:
         raise ValueError(f"train_implicit_rm needs at least 2 samples, got {len(data)}")
     rm = ImplicitRewardModel(policy, reference, tokenizer, fmt, beta=cfg.beta, aggregate=cfg.aggregate,
                              max_length=cfg.max_length, backbone=backbone)
     labels = np.array([y for _, y in data], dtype=np.float32)
-    train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
+    if loss == "bt":
+        items = _ranked_groups(groups, labels)
+    else:
+        items = [[i] for i in range(len(data))]
+    train_idx, val_idx = split_indices(len(items), cfg.val_fraction, cfg.seed)
 
-    def objective(score: Any, y: Any) -> Any:
+    def objective(score: Any, rows: list[int], members: list[list[int]]) -> Any:
+        y = torch.tensor(labels[rows])
         if loss == "ce":
             return torch.nn.functional.binary_cross_entropy_with_logits(score, y)
-        return torch.nn.functional.mse_loss(score, y)
+        if loss == "mse":
+            return torch.nn.functional.mse_loss(score, y)
+        d = _ordered_differences(score, y, members)
+        return -torch.nn.functional.logsigmoid(d).mean()
+
+    def scored(model: Any, chosen: Sequence[int]) -> tuple[Any, list[int], list[list[int]]]:
+        rows, members = [], []
+        for k in chosen:
+            members.append(list(range(len(rows), len(rows) + len(items[int(k)]))))
+            rows.extend(items[int(k)])
+        return rm.forward_states(model, [data[i][0] for i in rows]), rows, members
 
     def batch_loss(model: Any, idx: Sequence[int]) -> Any:
-        rows = [int(train_idx[i]) for i in idx]
-        score = rm.forward_states(model, [data[i][0] for i in rows])
-        return objective(score, torch.tensor(labels[rows]))
+        score, rows, members = scored(model, [int(train_idx[i]) for i in idx])
+        return objective(score, rows, members)
 
     def validate(model: Any) -> dict[str, float]:
-        scores = []
+        scores, rows, members = [], [], []
         with torch.inference_mode():
-            for start in range(0, len(val_idx), 16):
-                rows = [int(i) for i in val_idx[start : start + 16]]
-                scores.append(rm.forward_states(model, [data[i][0] for i in rows]))
+            for start in range(0, len(val_idx), 16 if loss != "bt" else 4):
+                s, r, m = scored(model, [int(i) for i in val_idx[start : start + (16 if loss != "bt" else 4)]])
+                members.extend([[len(rows) + j for j in g] for g in m])
+                scores.append(s)
+                rows.extend(r)
         s = torch.cat(scores)
-        y = torch.tensor(labels[val_idx])
-        return {"loss": float(objective(s, y)), "spearman": spearman(s.numpy(), labels[val_idx])}
+        out = {"loss": float(objective(s, rows, members))}
+        if loss == "bt":
+            d = _ordered_differences(s, torch.tensor(labels[rows]), members)
+            out["pairwise_accuracy"] = float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
+        else:
+            out["spearman"] = spearman(s.numpy(), labels[rows])
+        return out
 
     rm.policy, summary = fit(
         policy, tokenizer, len(train_idx), batch_loss, validate if len(val_idx) else None, out_dir, cfg,
@@ -243,8 +272,37 @@ def train_implicit_rm(
     rm.meta = {
         "objective": loss,
         "training": {"samples": len(data), "train": len(train_idx), "val": len(val_idx),
+                     **({"groups": len(items)} if loss == "bt" else {}),
                      "tasks": sorted({s.task for s, _ in data})},
         "metrics": {k: summary[k] for k in ("best_val_loss", "steps", "epochs_run", "train_seconds")},
     }
     rm.save(out_dir)
     return rm
+
+
+def _ranked_groups(groups: Sequence[Any] | None, labels: np.ndarray) -> list[list[int]]:
+    """The sample indices of each group holding two labels or more, in order of first appearance."""
+    if groups is None:
+        raise ValueError("loss='bt' ranks within groups: pass groups=, one key per sample")
+    if len(groups) != len(labels):
+        raise ValueError(f"groups has {len(groups)} keys for {len(labels)} samples")
+    index: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        index.setdefault(g, []).append(i)
+    ranked = [m for m in index.values() if len(set(labels[m].tolist())) >= 2]
+    if len(ranked) < 2:
+        raise ValueError(f"loss='bt' needs 2 groups or more with different labels, got {len(ranked)}")
+    return ranked
+
+
+def _ordered_differences(score: Any, y: Any, members: list[list[int]]) -> Any:
+    """``score_i - score_j`` for every pair of a group with ``y_i > y_j`` (positions in ``score``)."""
+    torch = require_torch()
+    hi, lo = [], []
+    for m in members:
+        for a in m:
+            for b in m:
+                if y[a] > y[b]:
+                    hi.append(a)
+                    lo.append(b)
+    return score[torch.tensor(hi, dtype=torch.long)] - score[torch.tensor(lo, dtype=torch.long)]

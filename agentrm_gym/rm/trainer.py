@@ -95,7 +95,7 @@ class PairwiseConfig(TrainConfig):
 
 @dataclass
 class ImplicitConfig(TrainConfig):
-    """:class:`TrainConfig` for the implicit RM: the ``loss`` (``"ce"`` or ``"mse"`` on outcome labels),
+    """:class:`TrainConfig` for the implicit RM: the ``loss`` (``"ce"`` or ``"mse"`` on outcome labels, ``"bt"`` within groups),
     ``beta`` and ``aggregate`` of the RM, and its own defaults (lr 1e-4, batch 8, 512 tokens)."""
 
     lr: float | None = 1e-4

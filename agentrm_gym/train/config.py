@@ -129,6 +129,9 @@ class PipelineConfig:
                                  "statistics), encoder-only (the chosen encoder without them), ridge (the explicit "
                                  "RM ranking by its value alone)")
     implicit_steps: int = _f(200, "AdamW steps of the implicit RM (fit on the sampled groups' outcomes)")
+    implicit_loss: str = _f("bt", "loss of the implicit RM: bt (DPO's within-group Bradley-Terry: the order of "
+                                  "each group's candidates) or ce (PRIME's cross-entropy on the outcomes); bt "
+                                  "chosen on held-in train groups, benchmarks/implicit_objective.py")
     beam_episodes: int = _f(0, "test episodes per task for beam search (0: eval_episodes); beam is the costliest")
     bootstrap: int = _f(2000, "bootstrap resamples of the paired-difference 95% CIs")
 

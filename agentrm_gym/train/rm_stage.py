@@ -82,24 +82,37 @@ def rm_format(cfg: PipelineConfig) -> Any:
     return RMFormat(style=cfg.rm_text)
 
 
-def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fit the implicit RM on the final states of the sampled groups (outcome labels in [0, 1])."""
+def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
+                   out: Path | None = None) -> dict[str, Any]:
+    """Fit the implicit RM on the final states of the sampled groups (outcome labels in [0, 1]) with
+    ``implicit_loss``, into ``out`` (default ``<run>/rm_implicit``, TensorBoard ``<run>/tb/rm_implicit``).
+
+    ``implicit_steps`` AdamW steps, rounded to whole epochs: 8 states a step with ``ce``, 2 groups (about as
+    many states) with ``bt``.
+    """
     from agentrm_gym.agents.hf import load_model
     from agentrm_gym.rm.implicit import train_implicit_rm
     from agentrm_gym.rm.trainer import ImplicitConfig
     from agentrm_gym.train.context import policy_dir
 
+    if cfg.implicit_loss not in ("ce", "bt"):
+        raise ValueError(f"implicit_loss must be 'ce' or 'bt', got {cfg.implicit_loss!r}")
     finals = [p for p in pairs if p.get("source") == "group"] or pairs
     path = policy_dir(root, cfg)
     policy, tok = load_model(path, device="cpu")
     reference, _ = load_model(path, device="cpu")
-    epochs = max(1, round(cfg.implicit_steps * 8 / max(1, len(finals))))
+    batch = 8 if cfg.implicit_loss == "ce" else 2
+    items = len(finals) if cfg.implicit_loss == "ce" else len({p["group"] for p in finals})
+    epochs = max(1, round(cfg.implicit_steps * batch / max(1, items)))
     # the same token budget as the explicit RM's text (rm_max_length), within the policy's context
-    config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(cfg.rm_max_length, cfg.context), patience=0)
+    config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(cfg.rm_max_length, cfg.context), patience=0,
+                            loss=cfg.implicit_loss, batch_size=batch)
+    log_dir = root / "tb" / "rm_implicit" if out is None else out / "tb"
+    out = out or root / "rm_implicit"
     rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
-                           out_dir=root / "rm_implicit", fmt=rm_format(cfg), backbone=path,
-                           log_dir=root / "tb" / "rm_implicit")
-    return {"rm": str(root / "rm_implicit"), "samples": len(finals), "metrics": rm.card().get("metrics")}
+                           groups=[p["group"] for p in finals], out_dir=out, fmt=rm_format(cfg), backbone=path,
+                           log_dir=log_dir)
+    return {"rm": str(out), "samples": len(finals), "metrics": rm.card().get("metrics")}
 
 
 def train_pooled(cfg: PipelineConfig, root: Path, records: list[dict[str, Any]], out: Path) -> Any:

@@ -1,0 +1,130 @@
+"""Which loss for the implicit RM: PRIME's outcome cross-entropy or DPO's within-group Bradley-Terry? (issue 21)
+
+Usage::
+
+    python benchmarks/implicit_objective.py runs/demo_idle [--folds 3] [--losses ce,bt]
+
+Train data only: the run's sampled held-in TRAIN groups (the final states the train-rm stage fits the implicit
+RM on), in ``--folds`` folds of task ids. For each fold and loss, the run's SFT policy is fitted as the implicit
+RM (``beta log pi / pi_ref``, the SFT policy frozen as the reference) on the other folds' groups with the
+pipeline's own code and budget (``rm_stage.train_implicit``, ``implicit_steps``), then scores the held-out
+groups. Printed per loss: the task-mean within-group pairwise accuracy (ties count half), and the progress
+points of its pick (ties share a pick) minus one sample (the group's mean) and minus the heuristic's pick,
+mean over groups with a 95% bootstrap CI. Scores are kept in ``RUN/analysis/implicit_objective.json`` and
+reused; ``--fresh`` refits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agentrm_gym.rm.heuristic import repeated_actions
+from agentrm_gym.rm.selector import final_groups, gain_over_heuristic
+from agentrm_gym.train.analyses import _run
+
+
+def _pairwise(scores: np.ndarray, values: np.ndarray, members: list[int]) -> tuple[float, int]:
+    """Within-group pairwise accuracy (ties in score count half) and the number of ordered pairs."""
+    right, n = 0.0, 0
+    for a in members:
+        for b in members:
+            if values[a] > values[b]:
+                n += 1
+                right += 1.0 if scores[a] > scores[b] else 0.5 if scores[a] == scores[b] else 0.0
+    return right, n
+
+
+def _ci(diffs: np.ndarray, seed: int = 0) -> str:
+    boot = np.random.default_rng(seed).integers(0, len(diffs), size=(2000, len(diffs)))
+    lo, hi = np.percentile(diffs[boot].mean(axis=1), [2.5, 97.5])
+    return f"{100 * diffs.mean():+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run (its sft and extract stages)")
+    ap.add_argument("--folds", type=int, default=3, help="folds of task ids")
+    ap.add_argument("--losses", default="ce,bt", help="comma-separated implicit_loss values")
+    ap.add_argument("--fresh", action="store_true", help="refit even where scores are kept")
+    args = ap.parse_args(argv)
+    root = Path(args.run)
+    if not (root / "extract").exists() or not (root / "sft").exists():
+        print(f"skipped: {root} has no extract or sft stage; run `make demo` (or give a finished run) first")
+        return
+    if args.folds < 2:
+        raise SystemExit("--folds must be at least 2")
+    from agentrm_gym.train.rm_stage import train_implicit
+
+    cfg, pairs, _ = _run(root)
+    finals = [p for p in pairs if p.get("source") == "group"]
+    ids = sorted({(p["task"], str(p["task_id"])) for p in finals})
+    order = np.random.default_rng(0).permutation(len(ids))
+    fold_of = {ids[j]: k % args.folds for k, j in enumerate(order)}
+    folds = np.array([fold_of[(p["task"], str(p["task_id"]))] for p in finals])
+    values = np.array([p["value"] for p in finals], dtype=np.float64)
+    repeats = np.array([repeated_actions(p["state"]) for p in finals], dtype=np.float64)
+    tasks = np.array([p["task"] for p in finals])
+    members = final_groups([p["group"] for p in finals], ["group"] * len(finals))
+    kept_path = root / "analysis" / "implicit_objective.json"
+    kept = {} if args.fresh or not kept_path.exists() else json.loads(kept_path.read_text(encoding="utf-8"))
+    print(f"{len(finals)} final states in {len(members)} groups of {len(ids)} task ids, {args.folds} folds; "
+          f"implicit_steps {cfg.implicit_steps}")
+    print("| loss | task-mean pairwise acc. | vs one sample (points) | vs heuristic (points) | "
+          + " | ".join(f"{t} vs heuristic" for t in sorted(set(tasks))) + " | fit s |")
+    print("|---|---|---|---|" + "---|" * len(set(tasks)) + "---|")
+    picks_of: dict[str, np.ndarray] = {}
+    for loss in [x.strip() for x in args.losses.split(",") if x.strip()]:
+        key = f"{loss}:{args.folds}:{cfg.implicit_steps}"
+        if key not in kept or len(kept[key]["scores"]) != len(finals):
+            scores, seconds = np.zeros(len(finals)), 0.0
+            for k in range(args.folds):
+                train = [p for p, f in zip(finals, folds, strict=True) if f != k]
+                started = time.time()
+                with tempfile.TemporaryDirectory() as tmp:
+                    from agentrm_gym.rm.loading import load_reward_model
+
+                    train_implicit(cfg.replace(implicit_loss=loss), root, train, out=Path(tmp) / "rm")
+                    rm = load_reward_model(Path(tmp) / "rm")
+                    rows = np.flatnonzero(folds == k)
+                    scores[rows] = rm.score([finals[i]["state"] for i in rows])
+                seconds += time.time() - started
+            kept[key] = {"scores": scores.tolist(), "seconds": round(seconds, 1)}
+            kept_path.parent.mkdir(parents=True, exist_ok=True)
+            kept_path.write_text(json.dumps(kept), encoding="utf-8")
+        scores = np.array(kept[key]["scores"])
+        acc: dict[str, list[float]] = {}
+        for m in members:
+            right, n = _pairwise(scores, values, m)
+            if n:
+                acc.setdefault(str(tasks[m[0]]), []).append(right / n)
+        picks = []
+        for m in members:
+            s = scores[m]
+            picks.append(values[m][np.isclose(s, s.max(), rtol=0.0, atol=1e-12)].mean() - values[m].mean())
+        picks_of[loss] = np.array(picks)
+        gain = gain_over_heuristic(scores, repeats, values, members)
+        by_task = []
+        for t in sorted(set(tasks)):
+            sub = [m for m in members if tasks[m[0]] == t]
+            g = gain_over_heuristic(scores, repeats, values, sub)
+            by_task.append(f"{100 * g['mean']:+.1f}" if g["mean"] is not None else "-")
+        print(f"| {loss} | {np.mean([np.mean(v) for v in acc.values()]):.3f} | {_ci(np.array(picks))} | "
+              f"{100 * gain['mean']:+.1f} [{100 * gain['ci'][0]:+.1f}, {100 * gain['ci'][1]:+.1f}] | "
+              + " | ".join(by_task) + f" | {kept[key]['seconds']} |")
+    heuristic = [values[m][np.isclose(-repeats[m], (-repeats[m]).max())].mean() - values[m].mean() for m in members]
+    print(f"| heuristic (nothing learned) | - | {_ci(np.array(heuristic))} | 0 |" + " 0 |" * len(set(tasks)) + " - |")
+    if len(picks_of) >= 2:  # each loss against the first, paired over the same groups
+        first = next(iter(picks_of))
+        for loss in list(picks_of)[1:]:
+            print(f"{loss} - {first}, paired over the {len(members)} groups: "
+                  f"{_ci(picks_of[loss] - picks_of[first])} points")
+
+
+if __name__ == "__main__":
+    main()
