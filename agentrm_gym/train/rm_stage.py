@@ -102,7 +102,11 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     policy, tok = load_model(path, device="cpu")
     reference, _ = load_model(path, device="cpu")
     batch = 8 if cfg.implicit_loss == "ce" else 2
-    items = len(finals) if cfg.implicit_loss == "ce" else len({p["group"] for p in finals})
+    labels: dict[Any, set[float]] = {}
+    for p in finals:
+        labels.setdefault(p["group"], set()).add(float(p["value"]))
+    # bt's items: the groups holding two outcomes or more (the others give no pair)
+    items = len(finals) if cfg.implicit_loss == "ce" else sum(len(v) >= 2 for v in labels.values())
     epochs = max(1, round(cfg.implicit_steps * batch / max(1, items)))
     # the same token budget as the explicit RM's text (rm_max_length), within the policy's context
     config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(cfg.rm_max_length, cfg.context), patience=0,
