@@ -237,6 +237,28 @@ def test_implicit_rm(maze_samples, tmp_path) -> None:
     np.testing.assert_allclose(loaded.score(states[:5]), scores, atol=1e-5)
 
 
+def test_implicit_rm_keeps_the_actions_when_the_last_observation_is_long(maze_samples, tmp_path) -> None:
+    """The tokens after the last action cannot change its log-probs, so they are dropped before the window is
+    cut: a last observation longer than max_length scores as a short one does (it used to push every action
+    out of the window and score 0)."""
+    import dataclasses
+
+    from agentrm_gym.rm.implicit import train_implicit_rm
+
+    fmt = RMFormat()
+    states = [s for s, _ in maze_samples if s.steps][:24]
+    policy, reference, tok = _lm_pair([fmt.text(s) for s in states])
+    rm = train_implicit_rm([(s, float(s.steps[-1].progress)) for s in states], policy, reference, tok,
+                           out_dir=tmp_path, epochs=1, batch_size=8, lr=1e-2, max_length=96, val_fraction=0.0)
+    s = next(x for x in states if len(x.steps) >= 2)
+    long = dataclasses.replace(s, steps=[*s.steps[:-1], dataclasses.replace(s.steps[-1],
+                                                                           observation="wall " * 400)])
+    rm.clear_cache()
+    short, lengthy = rm.score([s, long])
+    assert short != 0.0 and lengthy == pytest.approx(short, abs=1e-5)
+    assert np.abs(rm.step_rewards(long)).max() > 0
+
+
 def test_implicit_rm_bradley_terry_learns_the_order_within_groups(maze_samples, tmp_path) -> None:
     """loss="bt" fits only the order within each group: the training groups' pairs end up ranked right, the
     split is by group, and a missing or mismatched group list is refused."""

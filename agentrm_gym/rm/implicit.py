@@ -7,7 +7,9 @@ For a state with steps ``a_1 .. a_T``, step ``t``'s implicit process reward is::
 where the prefix is the RM text up to that token (header, earlier turns, this step's thought). The score
 of a state is ``sum_t r_t`` (``aggregate="sum"``, the default: the implicit outcome reward of the trajectory
 so far, which PRIME trains against outcome labels) or the last step's ``r_T`` (``aggregate="last"``). A state
-without steps scores 0. Inputs longer than ``max_length`` tokens keep their end.
+without steps scores 0. An input ends at its last action token (the log-probs of a causal LM do not depend on
+what follows, so a long last observation never pushes the actions out); longer than ``max_length`` tokens, it
+keeps its end.
 
 Training (:func:`train_implicit_rm`) fits the policy on outcome labels ``y`` in [0, 1]: cross-entropy
 ``BCE(sigmoid(score), y)`` (``loss="ce"``, PRIME's), ``MSE(score, y)``, or, given each sample's group (the
@@ -85,6 +87,10 @@ class ImplicitRewardModel(RewardModel):
                         idx = t
                         break
                 step_of.append(idx)
+            # a causal LM's log-probs of the action tokens do not depend on the tokens after them: drop the
+            # last observation, so that a long one never pushes every action out of the window
+            last = max((j for j, t in enumerate(step_of) if t >= 0), default=len(ids) - 1)
+            ids, step_of = ids[: last + 1], step_of[: last + 1]
             if len(ids) > self.max_length:
                 ids, step_of = ids[-self.max_length :], step_of[-self.max_length :]
             rows.append(ids)
