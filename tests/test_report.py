@@ -168,7 +168,8 @@ def test_read_scalars_finds_the_training_curves(smoke_run) -> None:
     steps = [s for s, _ in scalars["tb/rm"]["rm/cv_pairwise_accuracy"]]
     assert steps == sorted(steps)
     implicit = {k: v for k, v in scalars.items() if k in ("tb/rm_implicit", "rm_implicit")}
-    assert implicit and any("losses/rm_ce" in tags for tags in implicit.values())
+    objective = json.loads((smoke_run / "rm_implicit" / "agentrm_rm.json").read_text(encoding="utf-8"))["objective"]
+    assert implicit and any(f"losses/rm_{objective}" in tags for tags in implicit.values())
 
 
 def test_report_of_a_run_without_evaluation(tmp_path) -> None:

@@ -22,6 +22,7 @@ frozen reference) on the outcomes of the sampled groups' final states, into ``<r
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     ``implicit_loss``, into ``out`` (default ``<run>/rm_implicit``, TensorBoard ``<run>/tb/rm_implicit``).
 
     ``implicit_steps`` AdamW steps, rounded to whole epochs: 8 states a step with ``ce``, 2 groups (about as
-    many states) with ``bt``.
+    many states) with ``bt``. With fewer than two groups holding different outcomes ``bt`` has no pairs to
+    learn from: it falls back to ``ce``, with a warning, and the card says ``objective: ce``.
     """
     from agentrm_gym.agents.hf import load_model
     from agentrm_gym.rm.implicit import train_implicit_rm
@@ -101,16 +103,21 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     path = policy_dir(root, cfg)
     policy, tok = load_model(path, device="cpu")
     reference, _ = load_model(path, device="cpu")
-    batch = 8 if cfg.implicit_loss == "ce" else 2
     labels: dict[Any, set[float]] = {}
     for p in finals:
         labels.setdefault(p["group"], set()).add(float(p["value"]))
-    # bt's items: the groups holding two outcomes or more (the others give no pair)
-    items = len(finals) if cfg.implicit_loss == "ce" else sum(len(v) >= 2 for v in labels.values())
+    ranked = sum(len(v) >= 2 for v in labels.values())  # bt's items: the groups that give a pair
+    loss = cfg.implicit_loss
+    if loss == "bt" and ranked < 2:
+        warnings.warn(f"implicit_loss=bt: {ranked} sampled group(s) hold different outcomes, 2 are needed; "
+                      "the implicit RM trains with ce", stacklevel=2)
+        loss = "ce"
+    batch = 8 if loss == "ce" else 2
+    items = len(finals) if loss == "ce" else ranked
     epochs = max(1, round(cfg.implicit_steps * batch / max(1, items)))
     # the same token budget as the explicit RM's text (rm_max_length), within the policy's context
     config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(cfg.rm_max_length, cfg.context), patience=0,
-                            loss=cfg.implicit_loss, batch_size=batch)
+                            loss=loss, batch_size=batch)
     log_dir = root / "tb" / "rm_implicit" if out is None else out / "tb"
     out = out or root / "rm_implicit"
     rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
