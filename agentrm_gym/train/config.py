@@ -5,7 +5,7 @@ The same dataclass feeds ``agentrm pipeline`` and the stage commands (``--preset
 Presets:
 
 * ``smoke`` - Maze and PDDL only, a tiny policy and a tiny from-scratch RM: the end-to-end test (< 60 s);
-* ``demo`` - all nine tasks, pooled RM, a fixed subset of test episodes: ``make demo`` (about 17 minutes
+* ``demo`` - all nine tasks, pooled RM, a fixed subset of test episodes: ``make demo`` (about 25 minutes
   on a 2-core CPU);
 * ``full`` - more data and the whole test splits (hours on a CPU).
 """
