@@ -255,9 +255,10 @@ def train_implicit_rm(
 
     def validate(model: Any) -> dict[str, float]:
         scores, rows, members = [], [], []
+        chunk = 4 if loss == "bt" else 16  # groups or states a forward pass
         with torch.inference_mode():
-            for start in range(0, len(val_idx), 16 if loss != "bt" else 4):
-                s, r, m = scored(model, [int(i) for i in val_idx[start : start + (16 if loss != "bt" else 4)]])
+            for start in range(0, len(val_idx), chunk):
+                s, r, m = scored(model, [int(i) for i in val_idx[start : start + chunk]])
                 members.extend([[len(rows) + j for j in g] for g in m])
                 scores.append(s)
                 rows.extend(r)
