@@ -102,6 +102,28 @@ def test_smoke_pipeline_writes_every_stage(smoke_run: tuple[Path, dict, dict]) -
     assert (out / "rm_implicit" / "agentrm_rm.json").is_file()
 
 
+def test_implicit_stage_trains_bt_on_groups_and_falls_back_to_ce(smoke_run, tmp_path) -> None:
+    """implicit_loss=bt learns from the groups holding different outcomes; with fewer than two it warns and
+    trains with ce, and the card says which loss it used."""
+    from agentrm_gym.train.extract import load_pairs
+    from agentrm_gym.train.rm_stage import train_implicit
+
+    out, _, _ = smoke_run
+    cfg = PipelineConfig.from_dict(json.loads((out / "config.json").read_text(encoding="utf-8")))
+    finals = [p for p in load_pairs(out) if p["source"] == "group"][:6]
+    assert len(finals) == 6
+    ranked = [{**p, "group": f"g{i // 3}", "value": float(i % 3 > 0)} for i, p in enumerate(finals)]
+    train_implicit(cfg.replace(implicit_loss="bt"), out, ranked, out=tmp_path / "bt")
+    card = json.loads((tmp_path / "bt" / "agentrm_rm.json").read_text(encoding="utf-8"))
+    assert card["objective"] == "bt" and card["training"]["groups"] == 2
+    flat = [{**p, "value": 0.5} for p in ranked]
+    with pytest.warns(UserWarning, match="trains with ce"):
+        train_implicit(cfg.replace(implicit_loss="bt"), out, flat, out=tmp_path / "ce")
+    assert json.loads((tmp_path / "ce" / "agentrm_rm.json").read_text(encoding="utf-8"))["objective"] == "ce"
+    with pytest.raises(ValueError, match="implicit_loss"):
+        train_implicit(cfg.replace(implicit_loss="dpo"), out, ranked, out=tmp_path / "x")
+
+
 def test_rescore_cli_on_saved_candidates(smoke_run: tuple[Path, dict, dict]) -> None:
     from typer.testing import CliRunner
 
