@@ -16,7 +16,9 @@ the card's alpha), and the encoder and the statistics alone, each pick among ALF
 * ``task left out``: WebShop's and ScienceWorld's pairs only (the leave-one-task-out fold the selector uses).
 
 Progress points of the pick minus the heuristic's pick (ties share a pick), mean over groups with a 95%
-bootstrap CI. Embeddings are cached in the run's ``analysis/labels_embeddings.npz``.
+bootstrap CI. Then the train-rm stage's choice of the selector for its training tasks (``selector_seen``: ridge
+or heuristic-ties, over all three tasks' groups), on its task-id folds and again with ALFWorld's folds by floor
+plan, as its test split is. Embeddings are cached in the run's ``analysis/labels_embeddings.npz``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.rm.heuristic import repeated_actions
 from agentrm_gym.rm.pooled import PooledConfig, centre_by_group, cv_folds, fit_ridge, text_stats
-from agentrm_gym.rm.selector import final_groups, gain_over_heuristic
+from agentrm_gym.rm.selector import choose_selector, final_groups, gain_over_heuristic
 from agentrm_gym.train.analyses import _run
 from agentrm_gym.train.analyses_labels import _embeddings
 
@@ -106,7 +108,23 @@ def main(argv: list[str] | None = None) -> None:
             g = gain_over_heuristic(pred, repeats, values, members, cfg.seed)
             cells.append(f"{100 * g['mean']:+.1f} [{100 * g['ci'][0]:+.1f}, {100 * g['ci'][1]:+.1f}]")
         print(f"{label:<22} " + " ".join(f"{c:>24}" for c in cells))
-
+    # the train-rm stage's choice for the training tasks, then with ALFWorld's folds by floor plan (its test split's shift)
+    x = np.hstack([e, s])
+    by_id = np.zeros(len(pairs))
+    by_plan = np.zeros(len(pairs))
+    for folds, out, rows in ((id_folds, by_id, np.ones(len(pairs), bool)), (id_folds, by_plan, ~alfworld),
+                             (plan_folds, by_plan, alfworld)):
+        for k in range(folds.max() + 1):
+            w, b = fit_ridge(x[folds != k], y[folds != k], alpha)
+            held = rows & (folds == k)
+            out[held] = x[held] @ w + b
+    for name, pred in (("task-id folds (the train-rm stage's)", by_id),
+                       ("ALFWorld by floor plan, the others by task id", by_plan)):
+        sel = choose_selector(pred, repeats, values, [p["group"] for p in pairs], [p["source"] for p in pairs],
+                              seed=cfg.seed)
+        print(f"selector for the training tasks, {name}: " + ", ".join(
+            f"{k} {100 * sel[k]['mean']:+.1f} [{100 * sel[k]['ci'][0]:+.1f}, {100 * sel[k]['ci'][1]:+.1f}]"
+            for k in ("ridge", "heuristic-ties")) + f" -> {sel['chosen']}")
 
 if __name__ == "__main__":
     main()
