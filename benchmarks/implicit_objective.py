@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/implicit_objective.py runs/demo_idle [--folds 3] [--losses ce,bt]
+    python benchmarks/implicit_objective.py runs/demo_idle --losses "bt;bt:label_smoothing=0.1;bt:margin=1"
 
 Train data only: the run's sampled held-in TRAIN groups (the final states the train-rm stage fits the implicit
 RM on), in ``--folds`` folds of task ids. For each fold and loss, the run's SFT policy is fitted as the implicit
@@ -10,8 +11,11 @@ RM (``beta log pi / pi_ref``, the SFT policy frozen as the reference) on the oth
 pipeline's own code and budget (``rm_stage.train_implicit``, ``implicit_steps``), then scores the held-out
 groups. Printed per loss: the task-mean within-group pairwise accuracy (ties count half), and the progress
 points of its pick (ties share a pick) minus one sample (the group's mean) and minus the heuristic's pick,
-mean over groups with a 95% bootstrap CI. Scores are kept in ``RUN/analysis/implicit_objective.json`` and
-reused; ``--fresh`` refits.
+mean over groups with a 95% bootstrap CI; then each loss against the first, paired. A loss may carry
+:class:`~agentrm_gym.rm.trainer.ImplicitConfig` fields (``bt:label_smoothing=0.1``, ``bt:margin=1``: Secrets of
+RLHF II's remedies for noisy preferences; the margin is adaptive, times the pair's outcome difference); with
+any, separate the losses by ``;``. Scores are kept in ``RUN/analysis/implicit_objective.json`` and reused;
+``--fresh`` refits.
 """
 
 from __future__ import annotations
@@ -79,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
           + " | ".join(f"{t} vs heuristic" for t in sorted(set(tasks))) + " | fit s |")
     print("|---|---|---|---|" + "---|" * len(set(tasks)) + "---|")
     picks_of: dict[str, np.ndarray] = {}
-    for loss in [x.strip() for x in args.losses.split(",") if x.strip()]:
+    specs = args.losses.split(";") if ";" in args.losses or ":" in args.losses else args.losses.split(",")
+    for loss in [x.strip() for x in specs if x.strip()]:
+        name, _, fields = loss.partition(":")
+        overrides = {k.strip(): float(v) for k, _, v in (f.partition("=") for f in fields.split(",") if f.strip())}
         key = f"{loss}:{args.folds}:{cfg.implicit_steps}"
         if key not in kept or len(kept[key]["scores"]) != len(finals):
             scores, seconds = np.zeros(len(finals)), 0.0
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     from agentrm_gym.rm.loading import load_reward_model
 
-                    train_implicit(cfg.replace(implicit_loss=loss), root, train, out=Path(tmp) / "rm")
+                    train_implicit(cfg.replace(implicit_loss=name), root, train, out=Path(tmp) / "rm", **overrides)
                     rm = load_reward_model(Path(tmp) / "rm")
                     rows = np.flatnonzero(folds == k)
                     scores[rows] = rm.score([finals[i]["state"] for i in rows])

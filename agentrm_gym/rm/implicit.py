@@ -30,6 +30,7 @@ import numpy as np
 from agentrm_gym.rm.backbones import ensure_pad_token, require_torch
 from agentrm_gym.rm.base import RewardModel
 from agentrm_gym.rm.format import HISTORY_SEPARATOR, RMFormat
+from agentrm_gym.rm.pairwise import bradley_terry_loss
 from agentrm_gym.rm.trainer import ImplicitConfig, fit, split_indices
 from agentrm_gym.trajectory import AgentState
 
@@ -221,6 +222,8 @@ def train_implicit_rm(
     loss = cfg.loss
     if loss not in ("ce", "mse", "bt"):
         raise ValueError(f"loss must be 'ce', 'mse' or 'bt', got {loss!r}")
+    if not 0.0 <= cfg.label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {cfg.label_smoothing}")
     data = [(s, float(y)) for s, y in samples]
     if len(data) < 2:
         raise ValueError(f"train_implicit_rm needs at least 2 samples, got {len(data)}")
@@ -239,8 +242,8 @@ def train_implicit_rm(
             return torch.nn.functional.binary_cross_entropy_with_logits(score, y)
         if loss == "mse":
             return torch.nn.functional.mse_loss(score, y)
-        d = _ordered_differences(score, y, members)
-        return -torch.nn.functional.logsigmoid(d).mean()
+        hi, lo = _ordered_pairs(y, members)
+        return bradley_terry_loss(score[hi], score[lo], cfg.margin * (y[hi] - y[lo]), cfg.label_smoothing)
 
     def scored(model: Any, chosen: Sequence[int]) -> tuple[Any, list[int], list[list[int]]]:
         rows, members = [], []
@@ -265,7 +268,8 @@ def train_implicit_rm(
         s = torch.cat(scores)
         out = {"loss": float(objective(s, rows, members))}
         if loss == "bt":
-            d = _ordered_differences(s, torch.tensor(labels[rows]), members)
+            hi, lo = _ordered_pairs(torch.tensor(labels[rows]), members)
+            d = s[hi] - s[lo]
             out["pairwise_accuracy"] = float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
         else:
             out["spearman"] = spearman(s.numpy(), labels[rows])
@@ -302,14 +306,9 @@ def _ranked_groups(groups: Sequence[Any] | None, labels: np.ndarray) -> list[lis
     return ranked
 
 
-def _ordered_differences(score: Any, y: Any, members: list[list[int]]) -> Any:
-    """``score_i - score_j`` for every pair of a group with ``y_i > y_j`` (positions in ``score``)."""
+def _ordered_pairs(y: Any, members: list[list[int]]) -> tuple[Any, Any]:
+    """Index tensors ``(hi, lo)`` of every pair of a group with ``y[hi] > y[lo]`` (positions in the batch)."""
     torch = require_torch()
-    hi, lo = [], []
-    for m in members:
-        for a in m:
-            for b in m:
-                if y[a] > y[b]:
-                    hi.append(a)
-                    lo.append(b)
-    return score[torch.tensor(hi, dtype=torch.long)] - score[torch.tensor(lo, dtype=torch.long)]
+    pairs = [(a, b) for m in members for a in m for b in m if y[a] > y[b]]
+    hi, lo = zip(*pairs, strict=True) if pairs else ((), ())
+    return torch.tensor(hi, dtype=torch.long), torch.tensor(lo, dtype=torch.long)

@@ -95,8 +95,10 @@ class PairwiseConfig(TrainConfig):
 
 @dataclass
 class ImplicitConfig(TrainConfig):
-    """:class:`TrainConfig` for the implicit RM: the ``loss`` (``"ce"`` or ``"mse"`` on outcome labels, ``"bt"`` within groups),
-    ``beta`` and ``aggregate`` of the RM, and its own defaults (lr 1e-4, batch 8, 512 tokens)."""
+    """:class:`TrainConfig` for the implicit RM: the ``loss`` (``"ce"`` or ``"mse"`` on outcome labels, ``"bt"``
+    within groups; ``bt`` takes a ``label_smoothing`` in [0, 0.5) and an adaptive ``margin``: ``margin`` times
+    the pair's outcome difference), ``beta`` and ``aggregate`` of the RM, and its own defaults (lr 1e-4,
+    batch 8, 512 tokens)."""
 
     lr: float | None = 1e-4
     batch_size: int = 8
@@ -104,6 +106,8 @@ class ImplicitConfig(TrainConfig):
     loss: str = "ce"
     beta: float = 0.05
     aggregate: str = "sum"
+    margin: float = 0.0
+    label_smoothing: float = 0.0
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -84,13 +84,14 @@ def rm_format(cfg: PipelineConfig) -> Any:
 
 
 def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
-                   out: Path | None = None) -> dict[str, Any]:
+                   out: Path | None = None, **overrides: Any) -> dict[str, Any]:
     """Fit the implicit RM on the final states of the sampled groups (outcome labels in [0, 1]) with
     ``implicit_loss``, into ``out`` (default ``<run>/rm_implicit``, TensorBoard ``<run>/tb/rm_implicit``).
 
     ``implicit_steps`` AdamW steps, rounded to whole epochs: 8 states a step with ``ce``, 2 groups (about as
     many states) with ``bt``. With fewer than two groups holding different outcomes ``bt`` has no pairs to
-    learn from: it falls back to ``ce``, with a warning, and the card says ``objective: ce``.
+    learn from: it falls back to ``ce``, with a warning, and the card says ``objective: ce``. ``overrides`` set
+    other :class:`~agentrm_gym.rm.trainer.ImplicitConfig` fields (``label_smoothing``, ``margin``).
     """
     from agentrm_gym.agents.hf import load_model
     from agentrm_gym.rm.implicit import train_implicit_rm
@@ -117,7 +118,7 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     epochs = max(1, round(cfg.implicit_steps * batch / max(1, items)))
     # the same token budget as the explicit RM's text (rm_max_length), within the policy's context
     config = ImplicitConfig(epochs=epochs, seed=cfg.seed, max_length=min(cfg.rm_max_length, cfg.context), patience=0,
-                            loss=loss, batch_size=batch)
+                            loss=loss, batch_size=batch, **overrides)
     log_dir = root / "tb" / "rm_implicit" if out is None else out / "tb"
     out = out or root / "rm_implicit"
     rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
