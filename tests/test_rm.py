@@ -275,6 +275,9 @@ def test_implicit_rm_bradley_terry_learns_the_order_within_groups(maze_samples, 
         train_implicit_rm(labels, policy, reference, tok, out_dir=tmp_path / "x", loss="bt")
     with pytest.raises(ValueError, match="keys for"):
         train_implicit_rm(labels, policy, reference, tok, groups=groups[:-1], out_dir=tmp_path / "x", loss="bt")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        train_implicit_rm(labels, policy, reference, tok, groups=groups, out_dir=tmp_path / "x", loss="bt",
+                          label_smoothing=0.5)
 
     def accuracy(rm) -> float:
         scores, right, n = rm.score(states), 0.0, 0
