@@ -9,7 +9,8 @@ Train data only: the run's sampled held-in TRAIN groups (the final states the tr
 RM on), in ``--folds`` folds of task ids. For each fold and loss, the run's SFT policy is fitted as the implicit
 RM (``beta log pi / pi_ref``, the SFT policy frozen as the reference) on the other folds' groups with the
 pipeline's own code and budget (``rm_stage.train_implicit``, ``implicit_steps``), then scores the held-out
-groups. Printed per loss: the task-mean within-group pairwise accuracy (ties count half), and the progress
+groups. Printed per loss: the task-mean within-group pairwise accuracy (``group_ranking_metrics``, as the RM's
+own CV; ties count half), and the progress
 points of its pick (ties share a pick) minus one sample (the group's mean) and minus the heuristic's pick,
 mean over groups with a 95% bootstrap CI; then each loss against the first, paired. A loss may carry
 :class:`~agentrm_gym.rm.trainer.ImplicitConfig` fields (``bt:label_smoothing=0.1``, ``bt:margin=1``: Secrets of
@@ -29,19 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from agentrm_gym.rm.heuristic import repeated_actions
+from agentrm_gym.rm.pooled import group_ranking_metrics
 from agentrm_gym.rm.selector import final_groups, gain_over_heuristic
 from agentrm_gym.train.analyses import _run
+from agentrm_gym.train.table import top_candidates
 
 
-def _pairwise(scores: np.ndarray, values: np.ndarray, members: list[int]) -> tuple[float, int]:
-    """Within-group pairwise accuracy (ties in score count half) and the number of ordered pairs."""
-    right, n = 0.0, 0
-    for a in members:
-        for b in members:
-            if values[a] > values[b]:
-                n += 1
-                right += 1.0 if scores[a] > scores[b] else 0.5 if scores[a] == scores[b] else 0.0
-    return right, n
+def _picks(scores: np.ndarray, values: np.ndarray, members: list[list[int]]) -> np.ndarray:
+    """Per group, the value of the top-scored candidate (ties share the pick, as Table 1) minus the group's mean."""
+    return np.array([values[m][top_candidates(scores[m])].mean() - values[m].mean() for m in members])
 
 
 def _ci(diffs: np.ndarray, seed: int = 0) -> str:
@@ -74,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     values = np.array([p["value"] for p in finals], dtype=np.float64)
     repeats = np.array([repeated_actions(p["state"]) for p in finals], dtype=np.float64)
     tasks = np.array([p["task"] for p in finals])
-    members = final_groups([p["group"] for p in finals], ["group"] * len(finals))
+    groups = [p["group"] for p in finals]
+    members = final_groups(groups, ["group"] * len(finals))
     kept_path = root / "analysis" / "implicit_objective.json"
     kept = {} if args.fresh or not kept_path.exists() else json.loads(kept_path.read_text(encoding="utf-8"))
     print(f"{len(finals)} final states in {len(members)} groups of {len(ids)} task ids, {args.folds} folds; "
@@ -105,27 +103,18 @@ def main(argv: list[str] | None = None) -> None:
             kept_path.parent.mkdir(parents=True, exist_ok=True)
             kept_path.write_text(json.dumps(kept), encoding="utf-8")
         scores = np.array(kept[key]["scores"])
-        acc: dict[str, list[float]] = {}
-        for m in members:
-            right, n = _pairwise(scores, values, m)
-            if n:
-                acc.setdefault(str(tasks[m[0]]), []).append(right / n)
-        picks = []
-        for m in members:
-            s = scores[m]
-            picks.append(values[m][np.isclose(s, s.max(), rtol=0.0, atol=1e-12)].mean() - values[m].mean())
-        picks_of[loss] = np.array(picks)
+        accuracy = group_ranking_metrics(scores, values, groups, tasks)["task_pairwise_accuracy"]
+        picks_of[loss] = _picks(scores, values, members)
         gain = gain_over_heuristic(scores, repeats, values, members)
         by_task = []
         for t in sorted(set(tasks)):
             sub = [m for m in members if tasks[m[0]] == t]
             g = gain_over_heuristic(scores, repeats, values, sub)
             by_task.append(f"{100 * g['mean']:+.1f}" if g["mean"] is not None else "-")
-        print(f"| {loss} | {np.mean([np.mean(v) for v in acc.values()]):.3f} | {_ci(np.array(picks))} | "
+        print(f"| {loss} | {accuracy:.3f} | {_ci(picks_of[loss])} | "
               f"{100 * gain['mean']:+.1f} [{100 * gain['ci'][0]:+.1f}, {100 * gain['ci'][1]:+.1f}] | "
               + " | ".join(by_task) + f" | {kept[key]['seconds']} |")
-    heuristic = [values[m][np.isclose(-repeats[m], (-repeats[m]).max())].mean() - values[m].mean() for m in members]
-    print(f"| heuristic (nothing learned) | - | {_ci(np.array(heuristic))} | 0 |" + " 0 |" * len(set(tasks)) + " - |")
+    print(f"| heuristic (nothing learned) | - | {_ci(_picks(-repeats, values, members))} | 0 |" + " 0 |" * len(set(tasks)) + " - |")
     if len(picks_of) >= 2:  # each loss against the first, paired over the same groups
         first = next(iter(picks_of))
         for loss in list(picks_of)[1:]:

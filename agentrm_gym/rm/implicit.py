@@ -231,7 +231,11 @@ def train_implicit_rm(
                              max_length=cfg.max_length, backbone=backbone)
     labels = np.array([y for _, y in data], dtype=np.float32)
     if loss == "bt":
-        items = _ranked_groups(groups, labels)
+        if groups is None:
+            raise ValueError("loss='bt' ranks within groups: pass groups=, one key per sample")
+        items = ranked_groups(groups, labels)
+        if len(items) < 2:
+            raise ValueError(f"loss='bt' needs 2 groups or more with different labels, got {len(items)}")
     else:
         items = [[i] for i in range(len(data))]
     train_idx, val_idx = split_indices(len(items), cfg.val_fraction, cfg.seed)
@@ -291,19 +295,15 @@ def train_implicit_rm(
     return rm
 
 
-def _ranked_groups(groups: Sequence[Any] | None, labels: np.ndarray) -> list[list[int]]:
-    """The sample indices of each group holding two labels or more, in order of first appearance."""
-    if groups is None:
-        raise ValueError("loss='bt' ranks within groups: pass groups=, one key per sample")
+def ranked_groups(groups: Sequence[Any], labels: Sequence[float]) -> list[list[int]]:
+    """The sample indices of each group holding two labels or more (the groups ``loss="bt"`` learns from), in
+    order of first appearance."""
     if len(groups) != len(labels):
         raise ValueError(f"groups has {len(groups)} keys for {len(labels)} samples")
     index: dict[Any, list[int]] = {}
     for i, g in enumerate(groups):
         index.setdefault(g, []).append(i)
-    ranked = [m for m in index.values() if len(set(labels[m].tolist())) >= 2]
-    if len(ranked) < 2:
-        raise ValueError(f"loss='bt' needs 2 groups or more with different labels, got {len(ranked)}")
-    return ranked
+    return [m for m in index.values() if len({float(labels[i]) for i in m}) >= 2]
 
 
 def _ordered_pairs(y: Any, members: list[list[int]]) -> tuple[Any, Any]:

@@ -94,7 +94,7 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     other :class:`~agentrm_gym.rm.trainer.ImplicitConfig` fields (``label_smoothing``, ``margin``).
     """
     from agentrm_gym.agents.hf import load_model
-    from agentrm_gym.rm.implicit import train_implicit_rm
+    from agentrm_gym.rm.implicit import ranked_groups, train_implicit_rm
     from agentrm_gym.rm.trainer import ImplicitConfig
     from agentrm_gym.train.context import policy_dir
 
@@ -104,10 +104,8 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     path = policy_dir(root, cfg)
     policy, tok = load_model(path, device="cpu")
     reference, _ = load_model(path, device="cpu")
-    labels: dict[Any, set[float]] = {}
-    for p in finals:
-        labels.setdefault(p["group"], set()).add(float(p["value"]))
-    ranked = sum(len(v) >= 2 for v in labels.values())  # bt's items: the groups that give a pair
+    groups, labels = [p["group"] for p in finals], [float(p["value"]) for p in finals]
+    ranked = len(ranked_groups(groups, labels))  # bt's items: the groups that give a pair
     loss = cfg.implicit_loss
     if loss == "bt" and ranked < 2:
         warnings.warn(f"implicit_loss=bt: {ranked} sampled group(s) hold different outcomes, 2 are needed; "
@@ -122,7 +120,7 @@ def train_implicit(cfg: PipelineConfig, root: Path, pairs: list[dict[str, Any]],
     log_dir = root / "tb" / "rm_implicit" if out is None else out / "tb"
     out = out or root / "rm_implicit"
     rm = train_implicit_rm([(p["state"], p["value"]) for p in finals], policy, reference, tok, config,
-                           groups=[p["group"] for p in finals], out_dir=out, fmt=rm_format(cfg), backbone=path,
+                           groups=groups, out_dir=out, fmt=rm_format(cfg), backbone=path,
                            log_dir=log_dir)
     return {"rm": str(out), "samples": len(finals), "metrics": rm.card().get("metrics")}
 
