@@ -134,17 +134,28 @@ def _close(ctx: Any) -> None:
 
 
 def _worker_init(make_context: Callable[[], Any]) -> None:
-    """Build this worker's context; Ctrl-C is the parent's to handle, SIGTERM closes the context."""
+    """Build this worker's context; Ctrl-C is the parent's to handle, SIGTERM closes the context.
+
+    The SIGTERM handler is in place before the context is built: a worker stopped while building it (the
+    parent interrupted right after starting the pool) finishes building, then closes it, where the default
+    action would leave it open. (Blocking the signal would not do: threads a library started are not blocked.)"""
     global _CONTEXT
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _CONTEXT = make_context()
-    atexit.register(_worker_exit)
+    state = {"building": True, "stopped": False}
 
     def on_term(signum: int, frame: Any) -> None:
+        if state["building"]:
+            state["stopped"] = True  # close it once it exists
+            return
         _worker_exit()
         os._exit(0)  # not sys.exit: the pool's worker loop would catch SystemExit and wait for more work
 
     signal.signal(signal.SIGTERM, on_term)
+    _CONTEXT = make_context()
+    atexit.register(_worker_exit)
+    state["building"] = False
+    if state["stopped"]:
+        on_term(signal.SIGTERM, None)
 
 
 def _worker_exit() -> None:

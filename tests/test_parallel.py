@@ -7,6 +7,7 @@ local Ray with 2 CPUs; the stage files must equal the reference's (wall-clock fi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -50,6 +51,25 @@ def make_recorder(marks: str) -> Recorder:
     return Recorder(marks)
 
 
+def until_both_opened(ctx: Recorder, job: int) -> int:
+    """Return once two workers have opened their contexts (at most 60 s)."""
+    deadline = time.time() + 60
+    while len(list(ctx.marks.glob("opened-*"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    return job
+
+
+class SlowSecondRecorder(Recorder):
+    """The second worker to start opens its context, then takes 3 s more to finish building it."""
+
+    def __init__(self, marks: str):
+        super().__init__(marks)
+        try:
+            os.close(os.open(Path(marks) / "first", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            time.sleep(3)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_run_jobs_gives_every_result_once(tmp_path: Path, workers: int) -> None:
     from functools import partial
@@ -83,6 +103,18 @@ def test_interrupting_the_caller_stops_the_workers_and_closes_their_envs(tmp_pat
     assert time.time() - t0 < 25, "the 30 s jobs were not stopped"
     opened = {p.name.split("-")[1] for p in tmp_path.glob("opened-*")}
     assert opened and opened == {p.name.split("-")[1] for p in tmp_path.glob("closed-*")}
+
+
+def test_a_worker_stopped_while_building_its_context_still_closes_it(tmp_path: Path) -> None:
+    """Ctrl-C while a worker is still building its context: SIGTERM waits until the context exists, then closes
+    it (the default action used to kill the worker with the context open)."""
+    with pytest.raises(KeyboardInterrupt):
+        for _ in run_jobs(until_both_opened, [0, 0, 0, 0], functools.partial(SlowSecondRecorder, str(tmp_path)),
+                          workers=2,
+                          progress_bar=False):
+            raise KeyboardInterrupt
+    opened = {p.name.split("-")[1] for p in tmp_path.glob("opened-*")}
+    assert len(opened) == 2 and opened == {p.name.split("-")[1] for p in tmp_path.glob("closed-*")}
 
 
 def test_canonical_order_is_the_single_process_order() -> None:
