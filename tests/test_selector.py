@@ -9,7 +9,7 @@ import pytest
 from agentrm_gym.rm.format import RMFormat
 from agentrm_gym.rm.heuristic import repeated_actions
 from agentrm_gym.rm.pooled import text_repeats
-from agentrm_gym.rm.selector import choose_selector, gain_over_heuristic, heuristic_ties
+from agentrm_gym.rm.selector import choose_selector, gain_over_heuristic, heuristic_ties, room_over_heuristic
 from agentrm_gym.trajectory import AgentState, Step
 
 
@@ -30,6 +30,21 @@ def test_gain_over_heuristic_shares_tied_picks() -> None:
     repeats = np.zeros(4)  # the heuristic ties all four: its pick is worth their mean, 0.25
     gain = gain_over_heuristic(np.array([3.0, 2.0, 1.0, 0.0]), repeats, values, [[0, 1, 2, 3]])
     assert gain["mean"] == pytest.approx(0.75) and gain["groups"] == 1
+
+
+def test_room_over_heuristic_splits_a_pick_into_breaking_ties_and_overruling() -> None:
+    repeats = np.array([0, 0, 1, 2])
+    values = np.array([0.2, 0.6, 1.0, 0.0])
+    room = room_over_heuristic(np.array([0.0, 1.0, 0.5, 0.0]), repeats, values)  # breaks the tie the right way
+    assert room["tied"] == 1 and room["heuristic"] == pytest.approx(0.4) and room["oracle"] == 1.0
+    assert room["in_ties"] == pytest.approx(0.2) and room["outside"] == pytest.approx(0.4)
+    assert room["from_ties"] == pytest.approx(0.2) and room["from_overruling"] == 0.0
+    assert room["tie_pairs"] == 1 and room["tie_correct"] == 1
+    assert room_over_heuristic(np.zeros(4), repeats, values)["tie_correct"] == 0.5  # a tied score counts half
+    overrule = room_over_heuristic(np.array([0.0, 1.0, 1.0, 1.0]), repeats, values)  # three tops: one tied, two not
+    assert overrule["from_ties"] == pytest.approx((0.6 - 0.4) / 3)
+    assert overrule["from_overruling"] == pytest.approx(2 / 3 * (0.5 - 0.4))
+    assert overrule["from_ties"] + overrule["from_overruling"] == pytest.approx(np.mean([0.6, 1.0, 0.0]) - 0.4)
 
 
 def test_choose_selector_keeps_a_value_that_beats_the_heuristic_and_distrusts_noise() -> None:

@@ -55,6 +55,31 @@ def pick_differences(scores: np.ndarray, repeats: np.ndarray, values: np.ndarray
     return np.array([_pick(scores, m, values) - _pick(heuristic, m, values) for m in groups])
 
 
+def room_over_heuristic(scores: np.ndarray, repeats: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    """Where one group's room above the heuristic lies, and where a selector gains or loses it.
+
+    Returns ``tied`` (1 when the heuristic's pick is shared), ``heuristic`` (its pick's value, ties averaged),
+    ``oracle`` (the best value), ``in_ties`` (the best among the heuristic's ties minus its pick: what a
+    tie-breaker can reach), ``outside`` (the rest of the oracle's room: only overruling the heuristic reaches it),
+    and the selector's pick (``scores``' tied tops averaged) minus the heuristic's, split into ``from_ties`` (its
+    tops with the fewest repeats) and ``from_overruling`` (its tops with more), weighted by their share; and
+    ``tie_pairs``, ``tie_correct``: the pairs of the heuristic's ties with different values, and how many of them
+    ``scores`` orders right (a tie counts half)."""
+    ties = np.flatnonzero(repeats == repeats.min())
+    heuristic = float(values[ties].mean())
+    top = np.flatnonzero(np.isclose(scores, scores.max(), rtol=0.0, atol=1e-12))
+    inside = np.isin(top, ties)
+    share = [float(inside.mean()), float(1 - inside.mean())]
+    parts = [share[k] * (float(values[top[m]].mean()) - heuristic) if m.any() else 0.0
+             for k, m in enumerate((inside, ~inside))]
+    better = values[ties][:, None] > values[ties][None, :]
+    order = np.sign(scores[ties][:, None] - scores[ties][None, :])
+    return {"tied": float(len(ties) > 1), "heuristic": heuristic, "oracle": float(values.max()),
+            "in_ties": float(values[ties].max()) - heuristic, "outside": float(values.max() - values[ties].max()),
+            "from_ties": parts[0], "from_overruling": parts[1], "tie_pairs": float(better.sum()),
+            "tie_correct": float(((order[better] + 1) / 2).sum())}
+
+
 def gain_over_heuristic(scores: np.ndarray, repeats: np.ndarray, values: np.ndarray, groups: list[list[int]],
                         seed: int = 0, resamples: int = 2000) -> dict[str, Any]:
     """Mean over ``groups`` of :func:`pick_differences`, with a 95% bootstrap CI."""

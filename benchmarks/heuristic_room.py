@@ -1,0 +1,154 @@
+"""Where is the room above "fewer repeated actions", and where does the RM gain or lose it? (issue 21)
+
+Usage::
+
+    python benchmarks/heuristic_room.py runs/demo_idle [--test runs/heldin_bt runs/heldout_all]
+
+For every Best-of-N group, the heuristic picks the candidates with the fewest repeated actions (ties share the
+pick). The oracle's room above it splits in two: the best candidate *among the heuristic's ties* (what a
+tie-breaker can reach) and the best candidate overall, which may repeat more (what only a selector that
+overrules the heuristic can reach). A learned selector's pick minus the heuristic's splits the same way: the
+part from its picks with the fewest repeats (breaking ties) and the part from picks with more (overruling).
+Points of progress, mean over groups; per task and over all groups; beside them the selector's pairwise
+accuracy among the heuristic's tied candidates of different progress, and the correlation of the candidates'
+step counts with their progress.
+
+* Train: the run's sampled held-in TRAIN groups (``extract/pairs.jsonl``, their final states), ranked by the
+  run's RM head (its encoder + the four statistics, ridge on group-centred values at the card's alpha) fitted
+  leave-one-task-out, as for a task it never saw. Embeddings are cached in ``analysis/labels_embeddings.npz``.
+  First, how many (group, repeat count) cells hold states of different values (what a head for the ties can
+  learn from), and the heuristic with the RM head breaking its ties against the same with a head fitted for the
+  ties alone (each state's value minus the mean of its group's states with as many repeats), leave-one-task-out.
+* ``--test RUN ...``: finished evaluations' saved Best-of-N candidates (``eval/candidates.jsonl``), ranked by
+  the scores the explicit RM gave them there (its card's selector), read after every choice was made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentrm_gym.rm.heuristic import repeated_actions
+from agentrm_gym.rm.selector import room_over_heuristic
+from agentrm_gym.trajectory import Trajectory
+
+COLUMNS = ("groups", "tied tops", "heuristic", "oracle", "room in ties", "room outside", "selector - heuristic",
+           "from ties", "from overruling", "overrules won / lost", "pairwise acc. in ties",
+           "corr. of steps and progress")
+
+
+def table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
+    """A markdown table of :func:`room_over_heuristic` rows ``(task, row)``, per task and over all groups."""
+    lines = ["| task | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    for task in [*sorted({t for t, _ in rows}), "all"]:
+        sub = [r for t, r in rows if task in ("all", t)]
+        mean = {k: 100 * float(np.mean([r[k] for r in sub])) for k in sub[0] if not k.startswith("_")}
+        won = sum(r["from_overruling"] > 1e-9 for r in sub)
+        lost = sum(r["from_overruling"] < -1e-9 for r in sub)
+        cells = [str(len(sub)), f"{mean['tied'] / 100 * len(sub):.0f}",
+                 *(f"{mean[k]:.1f}" for k in ("heuristic", "oracle", "in_ties", "outside")),
+                 f"{mean['from_ties'] + mean['from_overruling']:+.1f}", f"{mean['from_ties']:+.1f}",
+                 f"{mean['from_overruling']:+.1f}", f"{won} / {lost}", accuracy(sub), correlation(sub)]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def accuracy(rows: Sequence[dict[str, float]]) -> str:
+    """The selector's pairwise accuracy among the heuristic's ties, pooled over ``rows``' pairs, and their count."""
+    pairs = sum(r["tie_pairs"] for r in rows)
+    return f"{sum(r['tie_correct'] for r in rows) / pairs:.2f} ({pairs:.0f})" if pairs else "-"
+
+
+def correlation(rows: Sequence[dict[str, Any]]) -> str:
+    """The correlation of the candidates' step counts with their progress, pooled over ``rows``' groups ("-" when
+    either is constant)."""
+    steps, values = (np.concatenate([r[k] for r in rows]).astype(np.float64) for k in ("_steps", "_values"))
+    return f"{np.corrcoef(steps, values)[0, 1]:+.2f}" if steps.std() > 0 and values.std() > 0 else "-"
+
+
+def train_rows(root: Path) -> list[tuple[str, dict[str, float]]]:
+    """:func:`room_over_heuristic` on the run's sampled train groups, ranked by its RM head fitted leave-one-task-out;
+    then prints the heuristic broken by that head against one fitted for the ties alone (values centred within
+    each group's states of one repeat count), both against the heuristic's pick with a 95% bootstrap CI."""
+    from agentrm_gym.rm.format import RMFormat
+    from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, text_stats
+    from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, heuristic_ties
+    from agentrm_gym.train.analyses import _run
+    from agentrm_gym.train.analyses_labels import _embeddings
+
+    cfg, pairs, card = _run(root)
+    fmt = RMFormat(style=cfg.rm_text)
+    texts = [fmt.text(p["state"]) for p in pairs]
+    x = np.hstack([_embeddings(root, cfg, card, texts), np.array([text_stats(t, fmt.obs_chars) for t in texts])])
+    values = np.array([p["value"] for p in pairs], dtype=np.float64)
+    groups = [p["group"] for p in pairs]
+    tasks = np.array([p["task"] for p in pairs])
+    repeats = np.array([repeated_actions(p["state"]) for p in pairs], dtype=np.float64)
+    alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
+    members = final_groups(groups, [p["source"] for p in pairs])
+
+    def loto(y: np.ndarray) -> np.ndarray:
+        predicted = np.zeros(len(pairs))
+        for task in sorted(set(tasks)):
+            w, b = fit_ridge(x[tasks != task], y[tasks != task], alpha)
+            predicted[tasks == task] = x[tasks == task] @ w + b
+        return predicted
+
+    cells: dict[tuple[str, float], list[float]] = {}
+    for g, r, v in zip(groups, repeats, values, strict=True):
+        cells.setdefault((g, r), []).append(v)
+    print(f"- (group, repeat count) cells with states of different values: "
+          f"{sum(np.ptp(v) > 0 for v in cells.values())} of {len(cells)}")
+    predicted = loto(centre_by_group(values, groups))
+    for what, head in (("the RM head", predicted),
+                       ("a head for the ties", loto(centre_by_group(values, list(zip(groups, repeats, strict=True)))))):
+        g = gain_over_heuristic(heuristic_ties(head, repeats, float(head.mean()), float(head.std() or 1.0)), repeats,
+                                values, members, cfg.seed)
+        print(f"- the heuristic, {what} breaking its ties: {100 * g['mean']:+.2f} "
+              f"[{100 * g['ci'][0]:+.2f}, {100 * g['ci'][1]:+.2f}] points over the heuristic, {g['groups']} groups")
+    print()
+    steps = np.array([len(p["state"].steps) for p in pairs], dtype=np.float64)
+    return [(str(tasks[m[0]]), {**room_over_heuristic(predicted[m], repeats[m], values[m]), "_steps": steps[m],
+                                "_values": values[m]}) for m in map(np.array, members)]
+
+
+def test_rows(run: Path) -> list[tuple[str, dict[str, float]]]:
+    """:func:`room_over_heuristic` on a finished evaluation's Best-of-N candidates, ranked by their saved explicit scores."""
+    rows = []
+    with open(run / "eval" / "candidates.jsonl", encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            cands = rec["candidates"]
+            if len(cands) < 2 or any(c.get("score") is None for c in cands):
+                continue
+            states = [Trajectory.from_dict(c["trajectory"]).state() for c in cands]
+            repeats = np.array([repeated_actions(st) for st in states], dtype=np.float64)
+            values = np.array([c["progress"] for c in cands], dtype=np.float64)
+            room = room_over_heuristic(np.array([c["score"] for c in cands], dtype=np.float64), repeats, values)
+            rows.append((rec["task"], {**room, "_steps": np.array([len(st.steps) for st in states]), "_values": values}))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run (its extract and rm stages)")
+    ap.add_argument("--test", nargs="*", default=[], help="finished evaluations whose saved candidates to read")
+    args = ap.parse_args(argv)
+    root = Path(args.run)
+    if not (root / "rm" / "agentrm_rm.json").exists():  # `make bench` runs every script without arguments
+        print(f"skipped: {root / 'rm'} not found; run `make demo` (or give a finished run) first")
+        return
+    print(f"## Train: {root}'s sampled held-in train groups, the RM head fitted leave-one-task-out\n")
+    print(table(train_rows(root)))
+    for run in map(Path, args.test):
+        print(f"\n## Test: {run}'s Best-of-N candidates, the explicit RM's saved scores\n")
+        print(table(test_rows(run)))
+
+
+if __name__ == "__main__":
+    main()
