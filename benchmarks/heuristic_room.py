@@ -20,7 +20,8 @@ step counts with their progress.
   learn from), and the heuristic with the RM head breaking its ties against the same with a head fitted for the
   ties alone (each state's value minus the mean of its group's states with as many repeats), leave-one-task-out.
 * ``--test RUN ...``: finished evaluations' saved Best-of-N candidates (``eval/candidates.jsonl``), ranked by
-  the scores the explicit RM gave them there (its card's selector), read after every choice was made.
+  the scores the explicit RM gave them there (its card's selector), read after every choice was made; with
+  ``--scores NAME``, by another RM's saved scores (``eval/scores/NAME.jsonl``).
 """
 
 from __future__ import annotations
@@ -117,19 +118,25 @@ def train_rows(root: Path) -> list[tuple[str, dict[str, float]]]:
                                 "_values": values[m]}) for m in map(np.array, members)]
 
 
-def test_rows(run: Path) -> list[tuple[str, dict[str, float]]]:
-    """:func:`room_over_heuristic` on a finished evaluation's Best-of-N candidates, ranked by their saved explicit scores."""
+def test_rows(run: Path, scores: str = "") -> list[tuple[str, dict[str, float]]]:
+    """:func:`room_over_heuristic` on a finished evaluation's Best-of-N candidates, ranked by their saved explicit
+    scores, or by ``eval/scores/<scores>.jsonl`` (an RM of ``eval_rms`` or of ``agentrm rm rescore --name``)."""
+    saved = {}
+    if scores:
+        with open(run / "eval" / "scores" / f"{scores}.jsonl", encoding="utf-8") as f:
+            saved = {(r["task"], str(r["task_id"])): r["scores"] for r in map(json.loads, f)}
     rows = []
     with open(run / "eval" / "candidates.jsonl", encoding="utf-8") as f:
         for line in f:
             rec = json.loads(line)
             cands = rec["candidates"]
-            if len(cands) < 2 or any(c.get("score") is None for c in cands):
+            ranked = saved.get((rec["task"], str(rec["task_id"]))) if scores else [c.get("score") for c in cands]
+            if len(cands) < 2 or ranked is None or len(ranked) != len(cands) or None in ranked:
                 continue
             states = [Trajectory.from_dict(c["trajectory"]).state() for c in cands]
             repeats = np.array([repeated_actions(st) for st in states], dtype=np.float64)
             values = np.array([c["progress"] for c in cands], dtype=np.float64)
-            room = room_over_heuristic(np.array([c["score"] for c in cands], dtype=np.float64), repeats, values)
+            room = room_over_heuristic(np.array(ranked, dtype=np.float64), repeats, values)
             rows.append((rec["task"], {**room, "_steps": np.array([len(st.steps) for st in states]), "_values": values}))
     return rows
 
@@ -138,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run (its extract and rm stages)")
     ap.add_argument("--test", nargs="*", default=[], help="finished evaluations whose saved candidates to read")
+    ap.add_argument("--scores", default="", help="rank the test candidates by eval/scores/NAME.jsonl, not the "
+                                                 "explicit RM's saved scores")
     args = ap.parse_args(argv)
     root = Path(args.run)
     if not (root / "rm" / "agentrm_rm.json").exists():  # `make bench` runs every script without arguments
@@ -146,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"## Train: {root}'s sampled held-in train groups, the RM head fitted leave-one-task-out\n")
     print(table(train_rows(root)))
     for run in map(Path, args.test):
-        print(f"\n## Test: {run}'s Best-of-N candidates, the explicit RM's saved scores\n")
-        print(table(test_rows(run)))
+        ranked_by = f"eval/scores/{args.scores}.jsonl" if args.scores else "the explicit RM's saved scores"
+        print(f"\n## Test: {run}'s Best-of-N candidates, {ranked_by}\n")
+        print(table(test_rows(run, args.scores)))
 
 
 if __name__ == "__main__":
