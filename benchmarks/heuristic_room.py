@@ -21,7 +21,8 @@ step counts with their progress.
   ties alone (each state's value minus the mean of its group's states with as many repeats), leave-one-task-out.
 * ``--test RUN ...``: finished evaluations' saved Best-of-N candidates (``eval/candidates.jsonl``), ranked by
   the scores the explicit RM gave them there (its card's selector), read after every choice was made; with
-  ``--scores NAME``, by another RM's saved scores (``eval/scores/NAME.jsonl``).
+  ``--scores NAME``, by another RM's saved scores (``eval/scores/NAME.jsonl``); ``--tasks`` keeps some tasks.
+  After each, the selector's pick minus the heuristic's as Table 1 pairs them (task means, 95% bootstrap CI).
 """
 
 from __future__ import annotations
@@ -137,14 +138,27 @@ def test_rows(run: Path, scores: str = "") -> list[tuple[str, dict[str, float]]]
             repeats = np.array([repeated_actions(st) for st in states], dtype=np.float64)
             values = np.array([c["progress"] for c in cands], dtype=np.float64)
             room = room_over_heuristic(np.array(ranked, dtype=np.float64), repeats, values)
-            rows.append((rec["task"], {**room, "_steps": np.array([len(st.steps) for st in states]), "_values": values}))
+            rows.append((rec["task"], {**room, "_steps": np.array([len(st.steps) for st in states]), "_values": values,
+                                       "_id": str(rec["task_id"])}))
     return rows
+
+
+def versus_heuristic(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """The selector's pick minus the heuristic's over ``rows``, as Table 1 pairs them: the mean of the tasks' means,
+    95% bootstrap CI with episodes resampled within each task."""
+    from agentrm_gym.train.table import paired_gain
+
+    picked = {(t, r["_id"]): (0.0, r["heuristic"] + r["from_ties"] + r["from_overruling"]) for t, r in rows}
+    heuristic = {(t, r["_id"]): (0.0, r["heuristic"]) for t, r in rows}
+    g = paired_gain(picked, heuristic, sorted({t for t, _ in rows}), [])["all_progress_rate"]
+    return f"{g['mean']:+.1f} [{g['lo']:+.1f}, {g['hi']:+.1f}] points over {g['episodes']} episodes"
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", nargs="?", default="runs/demo", help="a finished run (its extract and rm stages)")
     ap.add_argument("--test", nargs="*", default=[], help="finished evaluations whose saved candidates to read")
+    ap.add_argument("--tasks", default="", help="comma-separated tasks to keep in the test tables (default: all)")
     ap.add_argument("--scores", default="", help="rank the test candidates by eval/scores/NAME.jsonl, not the "
                                                  "explicit RM's saved scores")
     args = ap.parse_args(argv)
@@ -157,7 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     for run in map(Path, args.test):
         ranked_by = f"eval/scores/{args.scores}.jsonl" if args.scores else "the explicit RM's saved scores"
         print(f"\n## Test: {run}'s Best-of-N candidates, {ranked_by}\n")
-        print(table(test_rows(run, args.scores)))
+        keep = {t.strip() for t in args.tasks.split(",") if t.strip()}
+        rows = [(t, r) for t, r in test_rows(run, args.scores) if not keep or t in keep]
+        print(table(rows))
+        print(f"\nThe selector vs the heuristic, task-mean: {versus_heuristic(rows)}")
 
 
 if __name__ == "__main__":
