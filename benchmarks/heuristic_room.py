@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     if not (root / "rm" / "agentrm_rm.json").exists():  # `make bench` runs every script without arguments
         print(f"skipped: {root / 'rm'} not found; run `make demo` (or give a finished run) first")
         return
+    for run in map(Path, args.test):
+        missing = run / "eval" / ("scores/" + args.scores + ".jsonl" if args.scores else "candidates.jsonl")
+        if not missing.is_file() or not (run / "eval" / "candidates.jsonl").is_file():
+            raise SystemExit(f"{missing} not found: give a run whose evaluate stage saved its candidates"
+                             + (" and `agentrm rm rescore RUN --rm RM --name NAME` saved those scores" if args.scores
+                                else ""))
     print(f"## Train: {root}'s sampled held-in train groups, the RM head fitted leave-one-task-out\n")
     print(table(train_rows(root)))
     for run in map(Path, args.test):
