@@ -40,7 +40,7 @@ def test_room_over_heuristic_splits_a_pick_into_breaking_ties_and_overruling() -
     assert room["in_ties"] == pytest.approx(0.2) and room["outside"] == pytest.approx(0.4)
     assert room["from_ties"] == pytest.approx(0.2) and room["from_overruling"] == 0.0
     assert room["tie_pairs"] == 1 and room["tie_correct"] == 1
-    assert room_over_heuristic(np.zeros(4), repeats, values)["tie_correct"] == 0.5  # a tied score counts half
+    assert room_over_heuristic([0, 0, 0, 0], list(repeats), list(values))["tie_correct"] == 0.5  # a tie counts half
     overrule = room_over_heuristic(np.array([0.0, 1.0, 1.0, 1.0]), repeats, values)  # three tops: one tied, two not
     assert overrule["from_ties"] == pytest.approx((0.6 - 0.4) / 3)
     assert overrule["from_overruling"] == pytest.approx(2 / 3 * (0.5 - 0.4))

@@ -65,6 +65,7 @@ def room_over_heuristic(scores: np.ndarray, repeats: np.ndarray, values: np.ndar
     tops with the fewest repeats) and ``from_overruling`` (its tops with more), weighted by their share; and
     ``tie_pairs``, ``tie_correct``: the pairs of the heuristic's ties with different values, and how many of them
     ``scores`` orders right (a tie counts half)."""
+    scores, repeats, values = (np.asarray(x, dtype=np.float64) for x in (scores, repeats, values))
     ties = np.flatnonzero(repeats == repeats.min())
     heuristic = float(values[ties].mean())
     top = np.flatnonzero(np.isclose(scores, scores.max(), rtol=0.0, atol=1e-12))
