@@ -91,6 +91,19 @@ def test_oracle_and_deviation(env):
     assert base.expert_action() is None
 
 
+def test_a_reload_does_not_report_the_last_episodes_score(env):
+    """Regression: the JVM recomputes its score only on a command that acts; after a load it still held the last
+    episode's, and an episode's first `task` reported it as its own progress."""
+    env.reset(seed=0, options={"task_id": "find-animal@225"})
+    _, _, _, _, info = env.step("look around")
+    assert info["progress"] > 0  # the last episode ends with a score
+    env.reset(seed=0, options={"task_id": "use-thermometer@405"})
+    _, reward, _, _, info = env.step("task")
+    assert reward == 0.0 and info["progress"] == 0.0  # use-thermometer@405 starts at 0 (find-animal@225 at 0.08)
+    _, _, _, _, info = env.step("inventory")
+    assert info["progress"] == 0.0
+
+
 def test_garbage_never_reaches_the_jvm(env):
     base = env.unwrapped
     env.reset(seed=0, options={"task_id": "find-plant@225"})

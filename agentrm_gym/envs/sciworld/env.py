@@ -205,6 +205,10 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
         timeout = max(sim.timeout, 300.0) if gold else None
         sim.call(lambda b: b.load(task, variation, simp, generateGoldPath=gold),
                  f"load {task}@{variation}", timeout=timeout)
+        # The JVM recomputes its score only on a command that acts (`task` does not, nor does a load): after a load
+        # it still holds the last episode's score, which an episode's first `task` would report as its own (and the
+        # progress, a running maximum, keep). Recompute it with the simulator's own first move, as its reset does.
+        sim.call(lambda b: b.server.step("look around"), "look around (the score after load)")
         self._task, self._variation = task, variation
         self._executed = []
         self._score, self._completed = 0.0, False
