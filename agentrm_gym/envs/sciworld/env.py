@@ -91,7 +91,8 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
 
     ## Rewards
     The increase of the progress rate, which is the simulator's score / 100 (negative scores count
-    as 0), so an episode's rewards sum to its best score / 100.
+    as 0), so an episode's rewards sum to its best score / 100 minus its score at reset (some tasks
+    count a subgoal met from the start: find-animal starts at 0.08).
 
     ## Starting State
     The task's variation as ``load(task, variation, simplifications)`` builds it.
@@ -207,11 +208,12 @@ class ScienceWorldEnv(ScienceWorldGold, TextEnv):
                  f"load {task}@{variation}", timeout=timeout)
         # The JVM recomputes its score only on a command that acts (`task` does not, nor does a load): after a load
         # it still holds the last episode's score, which an episode's first `task` would report as its own (and the
-        # progress, a running maximum, keep). Recompute it with the simulator's own first move, as its reset does.
-        sim.call(lambda b: b.server.step("look around"), "look around (the score after load)")
+        # progress, a running maximum, keep). Recompute it with the simulator's own first move, as its reset does:
+        # the episode starts at the task's own initial score (some count a subgoal met from the start).
+        _, score, _ = send_command(sim, "look around")
         self._task, self._variation = task, variation
         self._executed = []
-        self._score, self._completed = 0.0, False
+        self._score, self._completed = score, False
         self._admissible = None
 
     def _send(self, command: str) -> str:
