@@ -78,7 +78,7 @@ def train_rows(root: Path) -> list[tuple[str, dict[str, float]]]:
     then prints the heuristic broken by that head against one fitted for the ties alone (values centred within
     each group's states of one repeat count), both against the heuristic's pick with a 95% bootstrap CI."""
     from agentrm_gym.rm.format import RMFormat
-    from agentrm_gym.rm.pooled import centre_by_group, fit_ridge, text_stats
+    from agentrm_gym.rm.pooled import centre_by_group, cv_predictions, text_stats
     from agentrm_gym.rm.selector import final_groups, gain_over_heuristic, heuristic_ties
     from agentrm_gym.train.analyses import _run
     from agentrm_gym.train.analyses_labels import _embeddings
@@ -94,12 +94,10 @@ def train_rows(root: Path) -> list[tuple[str, dict[str, float]]]:
     alpha = float(card.get("metrics", {}).get("alpha") or 10.0)
     members = final_groups(groups, [p["source"] for p in pairs])
 
+    folds = np.unique(tasks, return_inverse=True)[1]  # leave one task out
+
     def loto(y: np.ndarray) -> np.ndarray:
-        predicted = np.zeros(len(pairs))
-        for task in sorted(set(tasks)):
-            w, b = fit_ridge(x[tasks != task], y[tasks != task], alpha)
-            predicted[tasks == task] = x[tasks == task] @ w + b
-        return predicted
+        return cv_predictions(x, y, folds, alpha)
 
     cells: dict[tuple[str, float], list[float]] = {}
     for g, r, v in zip(groups, repeats, values, strict=True):

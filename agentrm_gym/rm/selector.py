@@ -42,10 +42,14 @@ def heuristic_ties(values: np.ndarray, repeats: np.ndarray, center: float, scale
         (np.asarray(values, dtype=np.float64) - center) / max(scale, 1e-12))
 
 
+def _tops(scores: np.ndarray) -> np.ndarray:
+    """The indices of the highest scores (all of them when tied)."""
+    return np.flatnonzero(np.isclose(scores, scores.max(), rtol=0.0, atol=1e-12))
+
+
 def _pick(scores: np.ndarray, members: list[int], values: np.ndarray) -> float:
     """The value of the top-scored member; tied tops share the pick (as Table 1 averages ties)."""
-    s = scores[members]
-    return float(values[members][np.isclose(s, s.max(), rtol=0.0, atol=1e-12)].mean())
+    return float(values[members][_tops(scores[members])].mean())
 
 
 def pick_differences(scores: np.ndarray, repeats: np.ndarray, values: np.ndarray,
@@ -68,7 +72,7 @@ def room_over_heuristic(scores: np.ndarray, repeats: np.ndarray, values: np.ndar
     scores, repeats, values = (np.asarray(x, dtype=np.float64) for x in (scores, repeats, values))
     ties = np.flatnonzero(repeats == repeats.min())
     heuristic = float(values[ties].mean())
-    top = np.flatnonzero(np.isclose(scores, scores.max(), rtol=0.0, atol=1e-12))
+    top = _tops(scores)
     inside = np.isin(top, ties)
     share = [float(inside.mean()), float(1 - inside.mean())]
     parts = [share[k] * (float(values[top[m]].mean()) - heuristic) if m.any() else 0.0
